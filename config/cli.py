@@ -1,0 +1,58 @@
+"""The `pingjia` command: one entry point for services, simulator and technician tools.
+
+Each command lives in the module that owns its subject and registers itself here with
+`add_command(subparsers)`; this file only dispatches. Exit codes: 0 success, 1 the
+operation failed, 2 usage or settings error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from config.errors import ConfigError
+
+# module that registers the command(s), in the order --help lists them
+COMMANDS = (
+    "terminal.simulate",
+    "terminal.serve",
+    "terminal.client",
+    "config.commands",
+    "drivers.idcard.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pingjia", description="Pingjia 好差评 evaluator: services, simulator and technician tools.")
+    parser.add_argument("--config", default=os.environ.get("PINGJIA_CONFIG"),
+                        help="settings file (default /etc/pingjia/pingjia.toml for services; "
+                             "env PINGJIA_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).add_command(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"pingjia: settings error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Settings errors that name the file, the line and the key."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in a settings file; str() lists them all, one a line."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _unquote(part: str) -> str:
+    part = part.strip()
+    if len(part) >= 2 and part[0] == part[-1] and part[0] in "\"'":
+        return part[1:-1]
+    return part
+
+
+def _split(dotted: str) -> list[str]:
+    return [_unquote(p) for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', dotted)]
+
+
+def locate_key(text: str | None, key: str) -> int | None:
+    """Line number (1-based) where a dotted key is set, or its table begins.
+
+    Good enough for the files technicians write: tables, dotted keys, inline tables
+    (the line of the inline table is given for keys inside it).
+    """
+    if not text or not key:
+        return None
+    want = _split(key)
+    best, best_depth = None, 0
+    table: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        m = _TABLE.match(line)
+        if m:
+            table = _split(m.group(1))
+            depth = _common(table, want)
+            if depth == len(table) and depth > best_depth:
+                best, best_depth = number, depth
+            continue
+        m = _KEY.match(line)
+        if m:
+            path = table + _split(m.group(1))
+            depth = _common(path, want)
+            if depth == len(path) and depth > best_depth:
+                best, best_depth = number, depth
+    return best
+
+
+def _common(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,405 @@
+"""Device settings: the schema, its defaults, and loading a TOML file into it.
+
+Every setting is declared once, here, with its default, a check and a one-line doc.
+The documented default file (`config/pingjia.toml`) must agree with these defaults;
+a test holds the two together. Loading collects every problem in the file before it
+gives up, so a technician fixes a file in one pass, and the service never starts on a
+half-valid file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11 (Raspberry Pi OS bullseye)
+    import tomli as tomllib
+
+from config.errors import ConfigError, Problem, locate_key
+
+DEFAULT_PATH = "/etc/pingjia/pingjia.toml"
+LEVELS = (5, 4, 3, 2, 1)
+
+
+def setting(default: Any, doc: str, check: Callable[[Any], str | None] | None = None):
+    """A settings field: `check(value)` returns an error text or None."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: _copy(d),
+                     metadata={"doc": doc, "check": check})
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+# --- checks -------------------------------------------------------------------
+
+def one_of(*choices):
+    def check(value):
+        if value not in choices:
+            return "must be one of " + ", ".join(repr(c) for c in choices)
+        return None
+    return check
+
+
+def int_range(low, high):
+    def check(value):
+        if not low <= value <= high:
+            return f"must be between {low} and {high}"
+        return None
+    return check
+
+
+def matches(pattern, what):
+    rx = re.compile(pattern)
+
+    def check(value):
+        if not rx.fullmatch(value):
+            return f"must be {what}"
+        return None
+    return check
+
+
+def max_len(n):
+    def check(value):
+        if len(value) > n:
+            return f"must be at most {n} characters"
+        return None
+    return check
+
+
+def _gpio_map(value):
+    if set(value) != set(LEVELS):
+        return "needs exactly one entry for each level 1 to 5"
+    pins = list(value.values())
+    if any(not 0 <= p <= 53 for p in pins):
+        return "GPIO numbers (BCM) must be between 0 and 53"
+    if len(set(pins)) != len(pins):
+        return "each level needs its own GPIO"
+    return None
+
+
+def _labels(value):
+    if set(value) != set(LEVELS):
+        return "needs exactly one label for each level 1 to 5"
+    if any(not 1 <= len(v) <= 8 for v in value.values()):
+        return "labels must be 1 to 8 characters"
+    return None
+
+
+def _order(value):
+    if sorted(value) != [1, 2, 3, 4, 5]:
+        return "must list the levels 1 to 5 once each, left to right"
+    return None
+
+
+# --- sections -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    id: str = setting("PJQ-000000-0001", "device id given at enrolment",
+                      matches(r"[A-Za-z0-9._-]{1,64}", "1-64 letters, digits, '.', '_' or '-'"))
+    mode: str = setting("window", "\"window\" evaluator or self-service \"kiosk\"",
+                        one_of("window", "kiosk"))
+    hash_alg: str = setting("sha256", "record hash and HMAC: \"sha256\" or \"sm3\"",
+                            one_of("sha256", "sm3"))
+    secret_file: str = setting("/etc/pingjia/secret",
+                               "file holding the device secret (HMAC key); a systemd "
+                               "credential named pingjia-secret takes precedence")
+    data_dir: str = setting("/var/lib/pingjia", "where the database lives")
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    area_code: str = setting("000000", "administrative division code (行政区划)",
+                             matches(r"\d{6}(\d{3}|\d{6})?", "6, 9 or 12 digits"))
+    hall_code: str = setting("", "hall code", max_len(32))
+    hall_name: str = setting("政务服务中心", "hall name shown on the idle screen", max_len(32))
+    window_no: str = setting("01", "window number shown on the screen",
+                             matches(r"[A-Za-z0-9-]{1,8}", "1-8 letters, digits or '-'"))
+    pf: str = setting("5", "好差评 channel code: \"4\" hall tablet, \"5\" other hall terminal",
+                      one_of("4", "5"))
+    dept_code: str = setting("", "default accepting department, 18-char unified social credit code",
+                             matches(r"([0-9A-HJ-NPQRTUWXY]{18})?", "empty or an 18-character unified social credit code"))
+    dept_name: str = setting("", "default accepting department name", max_len(64))
+    require_staff: bool = setting(True, "window mode: refuse invitations while no staff member "
+                                        "is signed in and the invitation names none")
+
+
+@dataclass(frozen=True)
+class ButtonSettings:
+    pin_factory: str = setting("lgpio", "gpiozero pin factory; \"mock\" simulates the buttons",
+                               one_of("lgpio", "rpigpio", "pigpio", "native", "mock"))
+    pins: dict = setting({5: 17, 4: 27, 3: 22, 2: 23, 1: 24},
+                         "BCM GPIO of each level's button", _gpio_map)
+    leds: dict = setting({5: 5, 4: 6, 3: 13, 2: 19, 1: 26},
+                         "BCM GPIO of each level's LED", _gpio_map)
+    order: list = setting([5, 4, 3, 2, 1], "levels of the buttons from left to right", _order)
+    pull_up: bool = setting(True, "buttons connect the GPIO to ground when pressed")
+    led_active_high: bool = setting(True, "an LED lights when its GPIO is high")
+    bounce_ms: int = setting(20, "edges closer than this after an accepted one are bounce",
+                             int_range(0, 200))
+    min_press_ms: int = setting(30, "shorter contacts are noise, not presses", int_range(0, 500))
+    hold_ms: int = setting(2000, "a press at least this long is a hold", int_range(500, 10000))
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    driver: str = setting("ssd1306", "luma device: ssd1306, sh1106, ssd1309, ssd1322, ssd1325, "
+                                     "ssd1327; simulated: console, pygame, capture, gifanim, dummy",
+                          one_of("ssd1306", "sh1106", "ssd1309", "ssd1322", "ssd1325", "ssd1327",
+                                 "console", "pygame", "capture", "gifanim", "dummy"))
+    interface: str = setting("i2c", "\"i2c\" or \"spi\" (hardware drivers only)", one_of("i2c", "spi"))
+    i2c_port: int = setting(1, "I2C bus number", int_range(0, 20))
+    i2c_address: int = setting(0x3C, "I2C address of the panel", int_range(0x03, 0x77))
+    spi_port: int = setting(0, "SPI bus", int_range(0, 6))
+    spi_device: int = setting(0, "SPI chip select", int_range(0, 3))
+    spi_speed_hz: int = setting(8_000_000, "SPI clock", int_range(500_000, 32_000_000))
+    gpio_dc: int = setting(24, "SPI data/command GPIO (BCM)", int_range(0, 53))
+    gpio_reset: int = setting(25, "SPI reset GPIO (BCM)", int_range(0, 53))
+    width: int = setting(128, "panel width in pixels", one_of(128, 256))
+    height: int = setting(64, "panel height in pixels", one_of(64,))
+    rotate: int = setting(0, "0, 1, 2 or 3 quarter turns", int_range(0, 3))
+    contrast: int = setting(255, "panel contrast 0-255", int_range(0, 255))
+    keep_frame_on_exit: bool = setting(True, "leave the out-of-service frame on the panel when "
+                                             "the service stops (false: switch the panel off)")
+    output_dir: str = setting("", "capture and gifanim drivers: where frames are written")
+    fonts: list = setting([], "font files to try before the built-in search (BDF/PCF/OTF)")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    bind: str = setting("0.0.0.0", "address the local API listens on")
+    port: int = setting(8410, "local API port", int_range(1, 65535))
+    token: str = setting("", "bearer token of the local API (or token_file)", max_len(256))
+    token_file: str = setting("", "file holding the bearer token")
+    max_body_bytes: int = setting(65536, "largest request body accepted", int_range(1024, 1 << 20))
+
+
+@dataclass(frozen=True)
+class TimeoutSettings:
+    invite_s: int = setting(60, "an invitation nobody rates becomes unrated after this",
+                            int_range(10, 600))
+    tags_s: int = setting(30, "tag choice with no key press ends after this", int_range(5, 300))
+    thanks_s: int = setting(4, "how long the thank-you screen stays", int_range(1, 30))
+    hint_s: int = setting(3, "how long a hint stays", int_range(1, 30))
+    page_s: int = setting(3, "long texts turn a page after this", int_range(1, 30))
+    fault_s: int = setting(5, "how long the fault screen stays", int_range(1, 60))
+
+
+@dataclass(frozen=True)
+class LevelSettings:
+    labels: dict = setting({5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"},
+                           "text of each level (the five levels themselves are fixed)", _labels)
+
+
+@dataclass(frozen=True)
+class TagSettings:
+    file: str = setting("", "a tag list replacing the built-in version-2 list (same layout as "
+                            "config/tags_v2.toml); the central system's list replaces both")
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    welcome: str = setting("欢迎您，请办理业务", "idle screen welcome", max_len(40))
+    rate_prompt: str = setting("请您对本次服务评价", "invitation prompt", max_len(40))
+    thanks: str = setting("感谢您的评价", "thank-you text", max_len(40))
+    paused: str = setting("暂停服务", "paused window text (the pause call may give its own)",
+                          max_len(40))
+    idle_hint: str = setting("请办理业务后再评价", "shown when a button is pressed with "
+                                                 "nothing to rate", max_len(40))
+    title: str = setting("好差评", "title on the rating screens", max_len(20))
+
+
+@dataclass(frozen=True)
+class SoundSettings:
+    driver: str = setting("none", "\"none\", or \"buzzer\" on a GPIO", one_of("none", "buzzer"))
+    pin: int = setting(18, "buzzer GPIO (BCM)", int_range(0, 53))
+
+
+@dataclass(frozen=True)
+class CentralSettings:
+    url: str = setting("", "base URL of the central 好差评 gateway (https://...); empty: no sync",
+                       matches(r"(https?://\S+)?", "empty or an http(s) URL"))
+    profile: str = setting("reference", "field layout of the central system", one_of("reference", "zhejiang"))
+    verify_tls: bool = setting(True, "check the server certificate")
+    ca_bundle: str = setting("", "PEM file of a private CA to trust")
+    client_cert: str = setting("", "PEM client certificate, if the gateway asks for one")
+    client_key: str = setting("", "PEM key of the client certificate")
+    timeout_s: int = setting(10, "timeout of each request", int_range(1, 120))
+    batch_size: int = setting(500, "records per upload", int_range(1, 500))
+    scan_interval_s: int = setting(30, "fallback scan of the outbox when no wake-up came",
+                                   int_range(1, 3600))
+    heartbeat_s: int = setting(60, "heartbeat period", int_range(10, 3600))
+    config_pull_s: int = setting(300, "how often the central config is checked", int_range(30, 86400))
+    metrics_file: str = setting("", "node_exporter textfile to write metrics to (empty: none)")
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    port: str = setting("", "serial port of the ID-card reader, best a /dev/serial/by-id/ name "
+                            "(kiosk mode); \"sim\" simulates one")
+    baud: int = setting(0, "0 probes 115200, 57600, 38400, 19200 and 9600", one_of(0, 9600, 19200, 38400, 57600, 115200))
+    poll_ms: int = setting(400, "how often the reader looks for a card", int_range(300, 5000))
+    lookup_timeout_s: int = setting(5, "kiosk: how long the lookup of a card holder's businesses may take",
+                                    int_range(1, 30))
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: DeviceSettings = field(default_factory=DeviceSettings)
+    site: SiteSettings = field(default_factory=SiteSettings)
+    buttons: ButtonSettings = field(default_factory=ButtonSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
+    levels: LevelSettings = field(default_factory=LevelSettings)
+    tags: TagSettings = field(default_factory=TagSettings)
+    texts: TextSettings = field(default_factory=TextSettings)
+    sound: SoundSettings = field(default_factory=SoundSettings)
+    central: CentralSettings = field(default_factory=CentralSettings)
+    reader: ReaderSettings = field(default_factory=ReaderSettings)
+    source: str = field(default="(built-in defaults)", compare=False)
+
+    def with_values(self, values: Mapping[str, Mapping[str, Any]], source: str | None = None) -> "Settings":
+        """A copy with `{"section": {"key": value}}` applied and checked."""
+        data = to_dict(self)
+        for section, items in values.items():
+            data.setdefault(section, {}).update(items)
+        return from_dict(data, source or self.source)
+
+
+_SECTION_CLASSES = {f.name: f.default_factory for f in dataclasses.fields(Settings)
+                    if f.name != "source"}
+
+
+def defaults() -> Settings:
+    return Settings()
+
+
+def load(path: str | Path) -> Settings:
+    """Read and check a settings file; raise ConfigError naming file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), None, "", "file not found; copy config/pingjia.toml "
+                                                          "there or pass --config")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
+    return loads(text, str(path))
+
+
+def loads(text: str, source: str = "<string>") -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(str(exc))
+        raise ConfigError([Problem(source, line, "", f"not valid TOML: {exc}")]) from None
+    return from_dict(data, source, text)
+
+
+def from_dict(data: Mapping[str, Any], source: str = "<settings>", text: str | None = None) -> Settings:
+    problems: list[Problem] = []
+
+    def report(key, message):
+        problems.append(Problem(source, locate_key(text, key) if text else None, key, message))
+
+    sections = {}
+    for name, raw in data.items():
+        cls = _SECTION_CLASSES.get(name)
+        if cls is None:
+            report(name, "unknown section; known: " + ", ".join(sorted(_SECTION_CLASSES)))
+            continue
+        if not isinstance(raw, Mapping):
+            report(name, "must be a table ([" + name + "])")
+            continue
+        sections[name] = _build_section(cls, name, raw, report)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**sections, source=source)
+
+
+def _build_section(cls, name, raw, report):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        where = f"{name}.{key}"
+        f = fields.get(key)
+        if f is None:
+            report(where, "unknown key; known: " + ", ".join(fields))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        value, error = _coerce(value, default)
+        if error is None and f.metadata.get("check"):
+            error = f.metadata["check"](value)
+        if error:
+            report(where, f"{error} (got {value!r})")
+            continue
+        values[key] = value
+    return cls(**values)
+
+
+def _coerce(value, default):
+    """Match the type of the default; integer-keyed tables get integer keys."""
+    if isinstance(default, bool):
+        return (value, None) if isinstance(value, bool) else (value, "must be true or false")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value, "must be an integer"
+        return value, None
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value, "must be a number"
+        return float(value), None
+    if isinstance(default, str):
+        return (value, None) if isinstance(value, str) else (value, "must be a string")
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            return value, "must be a list"
+        sample = default[0] if default else None
+        if sample is not None:
+            for item in value:
+                _, err = _coerce(item, sample)
+                if err:
+                    return value, "every item " + err
+        return list(value), None
+    if isinstance(default, dict):
+        if not isinstance(value, Mapping):
+            return value, "must be a table"
+        sample_key = next(iter(default), None)
+        sample_val = default[sample_key] if default else None
+        out = {}
+        for k, v in value.items():
+            if isinstance(sample_key, int):
+                if not str(k).isdigit():
+                    return value, f"key {k!r} must be a level number"
+                k = int(k)
+            if sample_val is not None:
+                v, err = _coerce(v, sample_val)
+                if err:
+                    return value, f"entry {k}: {err}"
+            out[k] = v
+        return out, None
+    return value, None
+
+
+def to_dict(settings: Settings) -> dict:
+    out = {}
+    for name in _SECTION_CLASSES:
+        out[name] = _copy(dataclasses.asdict(getattr(settings, name)))
+    return out
+
+
+def _toml_error_line(message: str) -> int | None:
+    m = re.search(r"line (\d+)", message)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,166 @@
+"""Short prompts ("invite", "press", "thanks", "error") on a buzzer, or nowhere.
+
+`play` never waits: a background thread plays the pattern, and a newer prompt cuts
+the one playing short (a key press during the invitation chirp beeps at once). The
+silent player records what it was asked, so the simulator can show it.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+
+from gpiozero import Buzzer, TonalBuzzer
+from gpiozero.tones import Tone
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PATTERNS", "SilentPlayer", "BuzzerPlayer", "open_sound"]
+
+# (frequency in Hz or None for a rest, seconds). An active buzzer ignores the
+# frequency and just sounds. Tones stay within TonalBuzzer's A5 +- 1 octave.
+PATTERNS: dict[str, tuple[tuple[float | None, float], ...]] = {
+    "invite": ((880.0, 0.08), (None, 0.06), (1175.0, 0.12)),
+    "press": ((1760.0, 0.04),),
+    "thanks": ((1047.0, 0.09), (1319.0, 0.09), (1568.0, 0.16)),
+    "error": ((440.0, 0.25), (None, 0.10), (440.0, 0.25)),
+}
+
+
+def _check(name: str) -> None:
+    if name not in PATTERNS:
+        raise ValueError(f"unknown sound {name!r}; known: " + ", ".join(PATTERNS))
+
+
+class SilentPlayer:
+    """Plays nothing; keeps the last 100 requests in `played`."""
+
+    def __init__(self):
+        self.played: collections.deque[str] = collections.deque(maxlen=100)
+        self._closed = False
+
+    def play(self, name: str) -> None:
+        _check(name)
+        if not self._closed:
+            self.played.append(name)
+
+    def health(self) -> dict:
+        return {"driver": "none", "closed": self._closed,
+                "last": self.played[-1] if self.played else None}
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class BuzzerPlayer:
+    """A gpiozero buzzer driven from its own thread.
+
+    `tonal=False`: an active buzzer (`Buzzer`, sounds when its GPIO is high).
+    `tonal=True`: a passive piezo on a PWM-capable GPIO (`TonalBuzzer`).
+    """
+
+    def __init__(self, pin: int, pin_factory, tonal: bool = False):
+        self.tonal = tonal
+        if tonal:
+            self._device = TonalBuzzer(pin, mid_tone=Tone("A5"), octaves=1,
+                                       pin_factory=pin_factory)
+        else:
+            self._device = Buzzer(pin, pin_factory=pin_factory)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()   # a new prompt or close: stop what is playing
+        self._pending: str | None = None
+        self._closed = False
+        self.started = 0   # prompts begun (a newer one may cut one short)
+        self.last: str | None = None
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="pingjia-sound", daemon=True)
+        self._thread.start()
+
+    def play(self, name: str) -> None:
+        _check(name)
+        with self._lock:
+            if self._closed:
+                return
+            self._pending = name
+            self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                self._wake.clear()
+                name, self._pending = self._pending, None
+                if self._closed:
+                    return
+            if name is None:
+                continue
+            self.started += 1
+            self.last = name
+            try:
+                self._play(PATTERNS[name])
+            except Exception:
+                # A dead buzzer must not take the sound thread (and later prompts) down.
+                self.errors += 1
+                log.exception("buzzer: cannot play %r", name)
+
+    def _play(self, steps) -> None:
+        try:
+            for frequency, seconds in steps:
+                if frequency is None:
+                    self._silence()
+                elif self.tonal:
+                    self._device.play(Tone(frequency=frequency))
+                else:
+                    self._device.on()
+                if self._wake.wait(seconds):
+                    return   # cut short by a newer prompt or by close()
+        finally:
+            self._silence()
+
+    def _silence(self) -> None:
+        if self.tonal:
+            self._device.stop()
+        else:
+            self._device.off()
+
+    @property
+    def is_sounding(self) -> bool:
+        return not self._closed and self._device.is_active
+
+    def health(self) -> dict:
+        return {"driver": "buzzer", "tonal": self.tonal, "closed": self._closed,
+                "started": self.started, "last": self.last, "errors": self.errors}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake.set()
+        self._thread.join(timeout=2)
+        self._device.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_sound(settings, pin_factory, tonal: bool = False):
+    """The player for `settings` (a `SoundSettings`): silent or a buzzer on `settings.pin`.
+
+    `tonal` picks a passive piezo (TonalBuzzer, needs PWM) over an active buzzer; there
+    is no setting for it yet.
+    """
+    if settings.driver == "none":
+        return SilentPlayer()
+    if settings.driver == "buzzer":
+        return BuzzerPlayer(settings.pin, pin_factory, tonal=tonal)
+    raise ValueError(f"unknown sound driver {settings.driver!r}")

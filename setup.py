@@ -1,0 +1,42 @@
+"""Pingjia: open firmware for 好差评 window evaluators and self-service kiosks."""
+from setuptools import find_packages, setup
+
+setup(
+    name="pingjia",
+    version="0.1.0",
+    description="Firmware for government-service window evaluators (窗口评价器) and kiosk rating modules",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["terminal", "terminal.*", "agent", "agent.*",
+                                    "drivers", "drivers.*", "config", "config.*"]),
+    include_package_data=True,
+    package_data={
+        "config": ["*.toml"],
+        "terminal": ["*.json"],
+        "agent": ["*.json"],
+    },
+    install_requires=[
+        "pyserial>=3.5",
+        "gpiozero>=2.0.1.post3",
+        "luma.oled>=3.13",
+        "sqlite-utils>=3.35",
+        "requests>=2.31",
+        "tenacity>=8.2",
+        "tomlkit>=0.12",
+        "tomli>=2.0; python_version < '3.11'",
+        "jsonschema>=4.17",
+        "segno>=1.5",
+    ],
+    extras_require={
+        "sim": ["luma.emulator>=1.5"],
+        "test": ["pytest>=7.4", "hypothesis>=6.90", "luma.emulator>=1.5"],
+    },
+    entry_points={"console_scripts": ["pingjia = config.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: System :: Hardware",
+    ],
+)

@@ -1,0 +1,1 @@
+"""The evaluator application: flow, screens, store, local API and the service."""

@@ -1,0 +1,687 @@
+"""The local API: the window business system or kiosk app drives the terminal over the LAN.
+
+stdlib `ThreadingHTTPServer`; each request turns into a flow event (`Terminal.request`)
+or a read of the flow's snapshot and the store. The contract is `terminal/openapi.json`:
+request bodies are validated against its schemas, so the document and the server cannot
+drift apart.
+
+Nothing a client sends may stop ratings: the flow runs on its own thread and only sees
+well-formed events; every failure here becomes a JSON answer, the connection count is
+capped and a slow client is cut off by a socket timeout.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import selectors
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from socketserver import TCPServer
+from typing import Callable, Optional
+from urllib.parse import unquote
+
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from config.errors import ConfigError, Problem
+from terminal import flow
+from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
+from terminal.service import REPLY_TIMEOUT_S, FlowBusy
+from terminal.store import Reader, StorageError
+
+log = logging.getLogger("pingjia.api")
+
+CLIENT_TIMEOUT_S = 10.0     # a client that sends nothing for this long is dropped
+BODY_DEADLINE_S = 20.0      # a body trickled in slower than this is dropped too
+MAX_CONNECTIONS = 32        # beyond this a new connection gets 503 at once
+SAVING_GRACE_S = 2.0        # how long a read waits for a commit under way
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")   # RFC 6750 b64token: sendable in a header
+_SPEC_URI = "urn:pingjia:local-api"
+
+
+# --- the contract --------------------------------------------------------------------
+
+def load_spec() -> dict:
+    with resources.files("terminal").joinpath("openapi.json").open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+SPEC = load_spec()
+_REGISTRY = Registry().with_resource(
+    _SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012))
+
+
+def validator(schema_name: str) -> Draft202012Validator:
+    """A validator for one schema of the document, with its $refs resolved inside it."""
+    return Draft202012Validator({"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"},
+                                registry=_REGISTRY)
+
+
+def _field(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def describe(error) -> tuple[str, str]:
+    """(field, why) of a jsonschema error, in words an integrator acts on."""
+    where = _field(error.absolute_path)
+    kind, value, instance = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        missing = [k for k in value if k not in instance]
+        name = missing[0] if missing else "?"
+        return (f"{where}.{name}" if where else name), "is required"
+    if kind == "additionalProperties":
+        extra = sorted(set(instance) - set(error.schema.get("properties", {})))
+        name = extra[0] if extra else "?"
+        return (f"{where}.{name}" if where else name), "is not a known field"
+    if kind == "type":
+        return where, f"must be of type {value if isinstance(value, str) else ' or '.join(value)}"
+    if kind == "maxLength":
+        return where, f"must be at most {value} characters"
+    if kind == "minLength" or (kind == "pattern" and value == "\\S"):
+        return where, "must not be empty or blank"
+    if kind == "not":
+        inner = value.get("pattern", "") if isinstance(value, dict) else ""
+        if inner.startswith("[^"):  # a whitelist written as "no character outside [...]"
+            return where, f"may only contain the characters {inner[2:-1]}"
+        if inner:
+            return where, "must not contain control characters or line breaks"
+        return where, f"{json.dumps(instance, ensure_ascii=False)} is reserved"
+    if kind == "minItems":
+        return where, f"needs at least {value} {'entry' if value == 1 else 'entries'}"
+    if kind == "maxItems":
+        return where, f"takes at most {value} entries"
+    if kind in ("enum", "const"):
+        choices = value if kind == "enum" else [value]
+        return where, "must be one of " + ", ".join(json.dumps(c, ensure_ascii=False) for c in choices)
+    return where, error.message[:200]
+
+
+def schema_problem(v: Draft202012Validator, body) -> Optional[tuple[str, str]]:
+    """The first problem of `body` (shallowest field first), or None when valid."""
+    errors = sorted(v.iter_errors(body), key=lambda e: (len(e.absolute_path), _field(e.absolute_path)))
+    if not errors:
+        return None
+    # A value of the wrong type also fails the keywords that only apply to its type; the
+    # type is what the caller needs to hear about.
+    first = errors[0]
+    for e in errors:
+        if e.absolute_path == first.absolute_path and e.validator == "type":
+            first = e
+            break
+    return describe(first)
+
+
+# --- errors --------------------------------------------------------------------------
+
+class ApiFailure(Exception):
+    """An answer that is an error: raised anywhere in a handler, sent as JSON."""
+
+    def __init__(self, status: int, code: str, message: str, headers=None, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+def load_token(settings) -> str:
+    """The bearer token from `token` or `token_file`. The API never serves without one."""
+    token, source = settings.token.strip(), "api.token"
+    if not token and settings.token_file:
+        source = settings.token_file
+        try:
+            with open(settings.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([Problem(settings.token_file, None, "api.token_file",
+                                       f"cannot read the API token: {exc}")]) from None
+    if not token:
+        raise ConfigError([Problem("settings", None, "api.token",
+                                   "the local API needs a bearer token: set api.token or "
+                                   "api.token_file (e.g. `openssl rand -hex 24`)")])
+    if not _TOKEN.fullmatch(token):
+        raise ConfigError([Problem(source, None, "api.token",
+                                   "the token may only hold letters, digits and -._~+/ "
+                                   "(it travels in an HTTP header)")])
+    if len(token) < 16:
+        log.warning("the local API token is short (%d characters); use 24 or more", len(token))
+    return token
+
+
+# --- the operations ---------------------------------------------------------------------
+
+class Operations:
+    """What each call does, apart from HTTP: takes parsed input, returns (status, body)."""
+
+    def __init__(self, terminal, db_path, status: Optional[Callable[[], dict]] = None,
+                 reply_timeout: float = REPLY_TIMEOUT_S):
+        self.terminal = terminal
+        self.db_path = db_path
+        self.extra_status = status
+        self.reply_timeout = reply_timeout
+
+    def _reader(self) -> Reader:
+        try:
+            return Reader(self.db_path)
+        except (StorageError, sqlite3.Error) as exc:
+            raise ApiFailure(503, "storage_failed", f"cannot read the records: {exc}") from None
+
+    def _ask(self, make_event):
+        try:
+            reply = self.terminal.request(make_event, self.reply_timeout)
+        except FlowBusy:
+            raise ApiFailure(503, "busy", "the terminal did not answer in time; retry",
+                             headers={"Retry-After": "1"}) from None
+        return reply.status, dict(reply.body)
+
+    def invite(self, body: dict):
+        items = tuple(Business(**_stripped(item)) for item in body["items"])
+        seen = set()
+        for item in items:
+            if item.project_no in seen:
+                raise ApiFailure(400, "invalid_request", f"project_no {item.project_no} appears "
+                                 "twice in items; list each business once", field="items")
+            seen.add(item.project_no)
+        visit_id = body.get("visit_id") or str(uuid.uuid4())
+        staff = Staff(**_stripped(body["staff"])) if "staff" in body else None
+        self._check_new(visit_id, items)
+        return self._ask(lambda rid: Invite(visit_id, items, staff, rid))
+
+    def _check_new(self, visit_id: str, items) -> None:
+        """Refuse what would break 一次一评 before the flow sees it.
+
+        The open visit itself may be posted again (a retry); a closed one may not be
+        reopened, and a business rated once is not rated again. Ratings not yet in the
+        store (reasons being chosen, drafts held during a storage failure) count too.
+        """
+        state = self.terminal.snapshot()
+        current = flow.open_visit(state)
+        if current is not None and current.visit_id == visit_id:
+            return
+        held = [d for d in state.pending if isinstance(d, dict)]
+        underway = set()
+        if isinstance(state.screen, flow.Tagging):
+            underway = {b.project_no for b in state.screen.visit.items}
+        with self._reader() as reader:
+            try:
+                closed = reader.visit(visit_id) or [d for d in held if d.get("visit_id") == visit_id]
+                if closed:
+                    raise ApiFailure(409, "visit_closed", f"visit {visit_id} is already closed "
+                                     f"({closed[0]['kind']}); use a new visit_id")
+                for item in items:
+                    pn = item.project_no
+                    if (pn in underway or reader.rated(pn) or any(
+                            d.get("project_no") == pn and d.get("kind") == "rating" for d in held)):
+                        raise ApiFailure(409, "already_rated", f"business {pn} has already been "
+                                         "rated (一次一评: one rating per service)", project_no=pn)
+            except (StorageError, sqlite3.Error) as exc:
+                raise ApiFailure(503, "storage_failed", f"cannot read the records: {exc}") from None
+
+    def visit(self, visit_id: str):
+        deadline = time.monotonic() + SAVING_GRACE_S
+        while True:
+            # Snapshot before the store: a visit that leaves the screen is committed before
+            # the flow goes on, except while the screen says Saving; then wait for it.
+            state = self.terminal.snapshot()
+            with self._reader() as reader:
+                try:
+                    records = reader.visit(visit_id)
+                except (StorageError, sqlite3.Error) as exc:
+                    raise ApiFailure(503, "storage_failed", f"cannot read the records: {exc}") from None
+            if records:
+                return 200, _outcome(visit_id, records[0], stored=True)
+            current = flow.open_visit(state)
+            if current is not None and current.visit_id == visit_id:
+                return 200, {"visit_id": visit_id, "state": "open"}
+            held = [d for d in state.pending if isinstance(d, dict) and d.get("visit_id") == visit_id]
+            if held:
+                return 200, _outcome(visit_id, held[0], stored=False)
+            if not isinstance(state.screen, flow.Saving) or time.monotonic() > deadline:
+                raise ApiFailure(404, "unknown_visit", f"no visit {visit_id} on this device")
+            time.sleep(0.02)
+
+    def cancel(self):
+        return self._ask(lambda rid: Cancel(rid))
+
+    def sign_in(self, body: dict):
+        staff = Staff(**_stripped(body))
+        return self._ask(lambda rid: SignIn(staff, rid))
+
+    def sign_out(self):
+        return self._ask(lambda rid: SignOut(rid))
+
+    def set_window(self, body: dict):
+        paused = body["state"] == "paused"
+        message = body.get("message", "").strip()
+        return self._ask(lambda rid: SetWindow(paused, message, rid))
+
+    def status(self):
+        state = self.terminal.snapshot()
+        cfg = state.config
+        now = self.terminal.clock.now()
+        current = flow.open_visit(state)
+        out = {
+            "device_id": cfg.device_id, "window_no": cfg.window_no, "mode": cfg.mode,
+            "state": screen_name(state), "paused": state.paused,
+            "staff": {"id": state.staff.id, "name": state.staff.name} if state.staff else None,
+            "open_visit": None if current is None else {
+                "visit_id": current.visit_id, "project_nos": [b.project_no for b in current.items],
+                "invited_at": current.invited_at, "rating": isinstance(state.screen, flow.Tagging)},
+            "queue_depth": None, "records": None,
+            "held_in_memory": len(state.pending),
+            "clock": {"synced": bool(now.synced), "time": now.iso()},
+            "stats": dict(self.terminal.stats),
+            "health": dict(state.health),
+        }
+        if state.paused:
+            out["pause_message"] = state.pause_message
+        if state.storage_error:
+            out["storage_error"] = state.storage_error
+        try:
+            with Reader(self.db_path) as reader:
+                out["queue_depth"] = reader.pending_count()
+                out["records"] = reader.count()
+        except Exception as exc:  # status must answer most of all when storage is broken
+            out["storage_error"] = out.get("storage_error") or f"cannot read the records: {exc}"
+        if self.extra_status is not None:
+            try:
+                out.update(self.extra_status())
+            except Exception:
+                log.exception("status source failed")
+        return 200, out
+
+
+def _stripped(obj: dict) -> dict:
+    return {k: v.strip() if isinstance(v, str) else v for k, v in obj.items()}
+
+
+def _outcome(visit_id: str, record: dict, stored: bool) -> dict:
+    if record.get("kind") == "rating":
+        out = {"visit_id": visit_id, "state": "rated", "level": record["level"],
+               "tags": list(record.get("tags") or []), "rated_at": record["rated_at"]}
+    else:
+        out = {"visit_id": visit_id, "state": "unrated", "reason": record["unrated_reason"]}
+    if not stored:
+        out["stored"] = False
+    return out
+
+
+def screen_name(state) -> str:
+    if state.storage_error:
+        return "storage_error"
+    if isinstance(state.screen, flow.Idle) and state.paused:
+        return "paused"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(state.screen).__name__).lower()
+
+
+# --- routing --------------------------------------------------------------------------
+
+def _body_schema(path: str, method: str) -> Optional[str]:
+    body = SPEC["paths"][path][method.lower()].get("requestBody")
+    if body is None:
+        return None
+    return body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+
+# (path template, method) -> handler(ops, body, params). The OpenAPI test holds this
+# table and the document together.
+ROUTES = {
+    ("/v1/invitations", "POST"): lambda ops, body, p: ops.invite(body),
+    ("/v1/invitations/current", "DELETE"): lambda ops, body, p: ops.cancel(),
+    ("/v1/invitations/{visit_id}", "GET"): lambda ops, body, p: ops.visit(p["visit_id"]),
+    ("/v1/staff", "PUT"): lambda ops, body, p: ops.sign_in(body),
+    ("/v1/staff", "DELETE"): lambda ops, body, p: ops.sign_out(),
+    ("/v1/window", "PUT"): lambda ops, body, p: ops.set_window(body),
+    ("/v1/status", "GET"): lambda ops, body, p: ops.status(),
+}
+_VALIDATORS = {key: validator(name) for key in ROUTES
+               if (name := _body_schema(*key)) is not None}
+_VISIT_ID = validator("VisitId")
+
+
+def _pattern(template: str):
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
+
+
+# Concrete paths first (as OpenAPI matches them), so /v1/invitations/current is never read
+# as a visit id.
+_PATTERNS = [(t, _pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
+
+
+def match(path: str):
+    """(template, params) for a request path, or (None, {})."""
+    for template, rx in _PATTERNS:
+        m = rx.fullmatch(path)
+        if m:
+            return template, {k: unquote(v) for k, v in m.groupdict().items()}
+    return None, {}
+
+
+def allowed(template: str) -> list[str]:
+    return sorted(m for t, m in ROUTES if t == template)
+
+
+# --- HTTP -------------------------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "pingjia"
+    sys_version = ""
+    api: "ApiServer"  # set on the subclass each server makes
+
+    def setup(self):
+        self.timeout = self.api.client_timeout
+        super().setup()
+
+    # Any method name reaches _dispatch, so an undocumented one gets 405, not 501.
+    def __getattr__(self, name):
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
+    def handle_expect_100(self):
+        # Say "100 Continue" only once auth, length and type are checked (see _read_exactly).
+        return True
+
+    def _dispatch(self):
+        started = time.monotonic()
+        self._status = 0
+        self._body_pending = _declared_body(self.headers)
+        try:
+            try:
+                self._serve()
+            except ApiFailure as f:
+                self._send(f.status, f.body(), f.headers)
+            except Exception:
+                log.exception("unexpected error on %s %s", self.command, _loggable(self.path))
+                self._send(500, {"error": "internal", "message": "the terminal had an internal "
+                                 "error with this request; ratings go on"})
+        except (OSError, ValueError):  # the client went away while we answered
+            self.close_connection = True
+        finally:
+            log.info("%s %s %s %d %.0fms", self.client_address[0], _loggable(self.command),
+                     _loggable(self.path), self._status, (time.monotonic() - started) * 1000)
+
+    def _serve(self):
+        self._authorize()
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        template, params = match(path)
+        if template is None:
+            raise ApiFailure(404, "not_found", f"no such call: {_loggable(path)}")
+        methods = allowed(template)
+        if self.command not in methods:
+            raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
+                             headers={"Allow": ", ".join(methods)})
+        if "visit_id" in params:
+            problem = schema_problem(_VISIT_ID, params["visit_id"])
+            if problem:
+                raise ApiFailure(400, "invalid_request", f"visit_id {problem[1]}", field="visit_id")
+        v = _VALIDATORS.get((template, self.command))
+        body = None
+        if v is not None:
+            body = self._read_json()
+            problem = schema_problem(v, body)
+            if problem:
+                where, why = problem
+                raise ApiFailure(400, "invalid_request", f"{where or 'body'} {why}",
+                                 field=where or "body")
+        else:
+            self._discard_body()
+        status, answer = ROUTES[(template, self.command)](self.api.ops, body, params)
+        self._send(status, answer)
+
+    def _authorize(self):
+        given = self.headers.get("Authorization", "")
+        scheme, _, token = given.strip().partition(" ")
+        expected = self.api.token.encode("utf-8")
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode("latin-1", "replace"), expected)
+        if not ok:
+            challenge = 'Bearer realm="pingjia"' + (', error="invalid_token"' if given else "")
+            raise ApiFailure(401, "unauthorized", "send Authorization: Bearer <token> with the "
+                             "device's API token" if not given else "wrong token or scheme",
+                             headers={"WWW-Authenticate": challenge})
+
+    def _read_json(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() \
+                or self.headers.get("Content-Length") is None:
+            raise ApiFailure(411, "length_required", "send the body with a Content-Length")
+        try:
+            length = int(self.headers["Content-Length"])
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise ApiFailure(400, "invalid_request", "Content-Length is not a number") from None
+        limit = self.api.settings.max_body_bytes
+        if length > limit:
+            raise ApiFailure(413, "body_too_large", f"the body is {length} bytes; the limit is {limit}")
+        ctype = self.headers.get("Content-Type", "")
+        media, _, params = ctype.partition(";")
+        charset = params.strip().lower().replace(" ", "")
+        if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
+            raise ApiFailure(415, "unsupported_media_type",
+                             f"send Content-Type: application/json (got {_loggable(ctype) or 'none'})")
+        raw = self._read_exactly(length)
+        try:
+            return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                              parse_constant=_no_constants)
+        except (ValueError, RecursionError) as exc:
+            raise ApiFailure(400, "invalid_json", f"the body is not valid JSON: {_short(exc)}") from None
+
+    def _read_exactly(self, length: int) -> bytes:
+        if self.headers.get("Expect", "").lower() == "100-continue" \
+                and self.request_version >= "HTTP/1.1":
+            self.send_response_only(HTTPStatus.CONTINUE)
+            self.end_headers()
+        deadline = time.monotonic() + BODY_DEADLINE_S
+        chunks, got = [], 0
+        try:
+            while got < length:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunk = self.rfile.read1(min(65536, length - got))
+                if not chunk:
+                    raise ApiFailure(400, "invalid_request", "the body ended before Content-Length")
+                chunks.append(chunk)
+                got += len(chunk)
+        except (TimeoutError, socket.timeout):
+            raise ApiFailure(408, "timeout", "the body did not arrive in time") from None
+        self._body_pending = False
+        return b"".join(chunks)
+
+    def _discard_body(self):
+        """A body on a call that takes none is ignored, if it is small enough to skip."""
+        if not self._body_pending:
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return  # unknown length: the connection closes after the answer
+        if 0 <= length <= self.api.settings.max_body_bytes:
+            self._read_exactly(length)
+
+    def _send(self, status: int, body: dict, headers=None):
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        self._status = status
+        if self._body_pending:
+            # Unread bytes would be taken for the next request: end this connection.
+            self.close_connection = True
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def send_error(self, code, message=None, explain=None):
+        # http.server's own refusals (bad request line, headers too long): JSON too.
+        self.close_connection = True
+        self._body_pending = True
+        self.command = self.command or ""
+        if self.request_version in ("", "HTTP/0.9"):
+            self.request_version = "HTTP/1.0"  # nobody speaks 0.9 now: answer with a status line
+        try:
+            self._send(int(code), {"error": re.sub(r"\W+", "_", HTTPStatus(code).phrase.lower()),
+                                   "message": message or HTTPStatus(code).phrase})
+        except OSError:
+            pass
+        log.info("%s %s - %d", self.client_address[0], _loggable(self.requestline), int(code))
+
+    def log_message(self, fmt, *args):
+        log.debug("http: " + fmt, *args)
+
+
+def _declared_body(headers) -> bool:
+    if headers is None:
+        return False
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return True
+    return headers.get("Content-Length", "0").strip() not in ("", "0")
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _short(exc) -> str:
+    return str(exc)[:160] if not isinstance(exc, RecursionError) else "nested too deeply"
+
+
+def _loggable(text: str) -> str:
+    """A request path or header as it may go into a log line: printable, short."""
+    text = text[:200]
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, handler, max_connections: int):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind looks the host name up in DNS, which can hang for long
+        # on a device in a hall without a resolver.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        log.exception("connection from %s failed", client_address[0] if client_address else "?")
+
+
+def _refuse(sock) -> None:
+    body = b'{"error": "busy", "message": "too many connections; retry"}'
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+    except OSError:
+        pass
+
+
+class ApiServer:
+    """The local API of one terminal. `start()` serves on a background thread."""
+
+    def __init__(self, settings, terminal, db_path, token: str,
+                 status: Optional[Callable[[], dict]] = None, bind=None, port=None, *,
+                 client_timeout: float = CLIENT_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
+                 reply_timeout: float = REPLY_TIMEOUT_S):
+        if not token:
+            raise ConfigError([Problem("settings", None, "api.token",
+                                       "the local API never serves without a token")])
+        self.settings = settings
+        self.token = token
+        self.client_timeout = client_timeout
+        self.ops = Operations(terminal, db_path, status, reply_timeout)
+        handler = type("Handler", (_Handler,), {"api": self})
+        address = (settings.bind if bind is None else bind,
+                   settings.port if port is None else port)
+        self._httpd = _HttpServer(address, handler, max_connections)
+        self.port = self._httpd.server_address[1]
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="pingjia-api", daemon=True)
+        self._thread.start()
+        log.info("local API on %s port %d", self._httpd.server_address[0], self.port)
+
+    def _serve(self) -> None:
+        # Like serve_forever, but `stop` wakes the loop through a socket pair instead of
+        # the loop polling for it.
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._httpd, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is self._httpd and not self._stopping.is_set():
+                        self._httpd.handle_request()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+        self._wake_r.close()
+        self._wake_w.close()

@@ -1,0 +1,342 @@
+"""A small client of the terminal's local API, and the CLI commands built on it.
+
+`LocalClient` is what a script or a technician's command uses to invite, cancel, sign
+staff in and out, pause the window and read a visit. `add_commands(subparsers)` registers
+`invite`, `visit`, `cancel`, `staff` and `window` with the `pingjia` command.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping, Optional
+
+import requests
+
+from config.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8410
+DEFAULT_SETTINGS = "/etc/pingjia/pingjia.toml"
+LEVEL_TEXT = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+
+class ApiError(Exception):
+    """The terminal answered with an error: HTTP status, its code and its message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.status} {self.code})"
+
+
+class Unreachable(Exception):
+    """Nothing answers at the address: the terminal is not running there, or not yet."""
+
+
+class LocalClient:
+    def __init__(self, base_url: str, token: str, timeout: float = 5):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    # --- the calls ----------------------------------------------------------------------
+
+    def invite(self, items: Iterable, staff=None, visit_id: Optional[str] = None) -> dict:
+        """Invite a rating of `items` (mappings, or Business objects); 201 body."""
+        body: dict = {"items": [_item(i) for i in items]}
+        if staff is not None:
+            body["staff"] = _staff(staff)
+        if visit_id is not None:
+            body["visit_id"] = visit_id
+        return self._call("POST", "/v1/invitations", body)
+
+    def visit(self, visit_id: str) -> dict:
+        return self._call("GET", "/v1/invitations/" + requests.utils.quote(visit_id, safe=""))
+
+    def cancel(self) -> dict:
+        return self._call("DELETE", "/v1/invitations/current")
+
+    def sign_in(self, id: str, name: str) -> dict:  # noqa: A002 - the API's field name
+        return self._call("PUT", "/v1/staff", {"id": id, "name": name})
+
+    def sign_out(self) -> dict:
+        return self._call("DELETE", "/v1/staff")
+
+    def window(self, state: str, message: Optional[str] = None) -> dict:
+        body = {"state": state}
+        if message is not None:
+            body["message"] = message
+        return self._call("PUT", "/v1/window", body)
+
+    def status(self) -> dict:
+        return self._call("GET", "/v1/status")
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body=None) -> dict:
+        url = self.base_url + path
+        try:
+            r = requests.request(method, url, json=body, timeout=self.timeout,
+                                 headers={"Authorization": f"Bearer {self.token}"})
+        except requests.Timeout:
+            raise Unreachable(f"the terminal at {self.base_url} did not answer within "
+                              f"{self.timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            if "refused" in str(exc).lower():
+                raise Unreachable(f"the terminal is not running on {self.base_url} (connection "
+                                  "refused): start it, or check --host and --port") from None
+            raise Unreachable(f"cannot reach the terminal at {self.base_url}: {exc}") from None
+        try:
+            answer = r.json()
+        except ValueError:
+            answer = None
+        if r.status_code >= 400:
+            if isinstance(answer, dict) and "error" in answer:
+                raise ApiError(r.status_code, str(answer["error"]), str(answer.get("message", "")))
+            raise ApiError(r.status_code, "http_error", f"{r.reason}: {r.text[:200]} (is this "
+                                                        "a Pingjia terminal?)")
+        if not isinstance(answer, dict):
+            raise ApiError(r.status_code, "bad_answer", "the answer is not a JSON object "
+                                                        "(is this a Pingjia terminal?)")
+        return answer
+
+
+def _item(item) -> dict:
+    if dataclasses.is_dataclass(item):
+        item = dataclasses.asdict(item)
+    # Optional fields left empty are left out: the device fills in its defaults.
+    return {k: v for k, v in dict(item).items() if v not in ("", None)}
+
+
+def _staff(staff) -> dict:
+    if dataclasses.is_dataclass(staff):
+        staff = dataclasses.asdict(staff)
+    if isinstance(staff, Mapping):
+        return {"id": staff["id"], "name": staff["name"]}
+    staff_id, name = staff
+    return {"id": staff_id, "name": name}
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+def add_commands(subparsers) -> None:
+    """Register the local API commands on the `pingjia` command's subparsers.
+
+    Each command sets `func(args) -> exit code`. Options default to SUPPRESS so a
+    top-level option of the same name (`pingjia --config F invite`) is not overwritten.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("connection")
+    g.add_argument("--host", default=argparse.SUPPRESS, help=f"terminal address (default {DEFAULT_HOST})")
+    g.add_argument("--port", type=int, default=argparse.SUPPRESS,
+                   help="API port (default: the settings file, else $PINGJIA_PORT, else 8410)")
+    g.add_argument("--token", default=argparse.SUPPRESS,
+                   help="API token (default: the settings file, else $PINGJIA_TOKEN)")
+    g.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                   help="settings file to take port and token from")
+    g.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
+                   help="seconds to wait for the terminal (default 5)")
+    g.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                   help="print the terminal's JSON answer (for scripts)")
+
+    p = subparsers.add_parser("invite", parents=[common], help="invite a rating on the terminal",
+                              description="Ask the person at the window to rate one or more "
+                                          "businesses (one rating applies to all).")
+    p.add_argument("--project-no", help="business serial number (业务流水号)")
+    p.add_argument("--task-name", help="service item name (事项名称) for --project-no")
+    p.add_argument("--item", action="append", default=[], metavar="PROJECT_NO:TASK_NAME",
+                   help="a business; repeat for a batch (批量办件)")
+    p.add_argument("--staff-id", help="staff id; default: the signed-in staff member")
+    p.add_argument("--staff-name", help="staff name, with --staff-id")
+    p.add_argument("--visit-id", help="your id of this visit (default: the terminal makes one)")
+    p.add_argument("--demo", action="store_true",
+                   help="add a sample business (e.g. 户籍迁入) with a fresh serial number")
+    p.set_defaults(func=_invite)
+
+    p = subparsers.add_parser("visit", parents=[common], help="show what became of a visit")
+    p.add_argument("visit_id")
+    p.set_defaults(func=_visit)
+
+    p = subparsers.add_parser("cancel", parents=[common], help="cancel the open invitation")
+    p.set_defaults(func=_cancel)
+
+    staff = subparsers.add_parser("staff", help="sign window staff in or out")
+    sub = staff.add_subparsers(dest="staff_action", metavar="ACTION", required=True)
+    p = sub.add_parser("signin", parents=[common], help="sign a staff member in")
+    p.add_argument("id")
+    p.add_argument("name")
+    p.set_defaults(func=_sign_in)
+    p = sub.add_parser("signout", parents=[common], help="sign the staff member out")
+    p.set_defaults(func=_sign_out)
+
+    window = subparsers.add_parser("window", help="pause or open the window")
+    sub = window.add_subparsers(dest="window_action", metavar="ACTION", required=True)
+    p = sub.add_parser("pause", parents=[common], help="show 暂停服务 and refuse invitations")
+    p.add_argument("--message", help="text shown instead of 暂停服务 (up to 40 characters)")
+    p.set_defaults(func=_pause)
+    p = sub.add_parser("open", parents=[common], help="take invitations again")
+    p.set_defaults(func=_open)
+
+
+add_command = add_commands  # the name config/cli.py calls
+
+
+class UsageError(Exception):
+    pass
+
+
+def client_from_args(args) -> LocalClient:
+    """Port and token: the option, else the settings file, else the environment."""
+    port, token = getattr(args, "port", None), getattr(args, "token", None)
+    config = getattr(args, "config", None)
+    if (port is None or not token) and config:
+        s_port, s_token = _from_settings(config, need_token=not token)
+        port, token = port or s_port, token or s_token
+    port = port or _env_port()
+    token = token or os.environ.get("PINGJIA_TOKEN", "").strip()
+    if (port is None or not token) and not config and Path(DEFAULT_SETTINGS).is_file():
+        try:
+            s_port, s_token = _from_settings(DEFAULT_SETTINGS, need_token=not token)
+            port, token = port or s_port, token or s_token
+        except ConfigError as exc:  # e.g. a token file only the service may read
+            print(f"note: {exc}", file=sys.stderr)
+    if not token:
+        raise UsageError("no API token: pass --token, or --config with the device's settings, "
+                         "or set PINGJIA_TOKEN")
+    host = getattr(args, "host", DEFAULT_HOST)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return LocalClient(f"http://{host}:{port or DEFAULT_PORT}", token,
+                       timeout=getattr(args, "timeout", 5))
+
+
+def _from_settings(path, need_token: bool):
+    from config.settings import load
+    from terminal.api import load_token
+
+    settings = load(path)
+    return settings.api.port, (load_token(settings.api) if need_token else None)
+
+
+def _env_port():
+    raw = os.environ.get("PINGJIA_PORT", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise UsageError(f"PINGJIA_PORT={raw!r} is not a port number")
+    return int(raw)
+
+
+def _run(args, call, show) -> int:
+    try:
+        client = client_from_args(args)
+        answer = call(client)
+    except (UsageError, ConfigError) as exc:
+        print(f"pingjia: {exc}", file=sys.stderr)
+        return 2
+    except Unreachable as exc:
+        print(f"pingjia: {exc}", file=sys.stderr)
+        return 2
+    except ApiError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": exc.code, "message": exc.message, "status": exc.status},
+                             ensure_ascii=False))
+        print(f"pingjia: {exc}", file=sys.stderr)
+        return 1
+    if getattr(args, "json", False):
+        print(json.dumps(answer, ensure_ascii=False, indent=2))
+    else:
+        print(show(answer))
+    return 0
+
+
+def _items_from_args(args) -> list[dict]:
+    items = []
+    if args.project_no or args.task_name:
+        if not (args.project_no and args.task_name):
+            raise UsageError("--project-no and --task-name go together")
+        items.append({"project_no": args.project_no, "task_name": args.task_name})
+    for spec in args.item:
+        sep = min((i for i in (spec.find(":"), spec.find("：")) if i > 0), default=-1)
+        if sep < 0 or not spec[sep + 1:].strip():
+            raise UsageError(f"--item {spec!r}: write PROJECT_NO:TASK_NAME")
+        items.append({"project_no": spec[:sep].strip(), "task_name": spec[sep + 1:].strip()})
+    if args.demo:
+        from terminal.catalogue import sample_business
+        items.append(_item(sample_business(random.Random())))
+    if not items:
+        raise UsageError("say what to rate: --project-no and --task-name, --item, or --demo")
+    return items
+
+
+def _invite(args) -> int:
+    try:
+        items = _items_from_args(args)
+        if bool(args.staff_id) != bool(args.staff_name):
+            raise UsageError("--staff-id and --staff-name go together")
+    except UsageError as exc:
+        print(f"pingjia: {exc}", file=sys.stderr)
+        return 2
+    staff = (args.staff_id, args.staff_name) if args.staff_id else None
+    names = "; ".join(f"{i['task_name']} [{i['project_no']}]" for i in items)
+    return _run(args, lambda c: c.invite(items, staff=staff, visit_id=args.visit_id),
+                lambda a: f"invited: visit {a['visit_id']} is open on the screen — {names}")
+
+
+def _visit(args) -> int:
+    return _run(args, lambda c: c.visit(args.visit_id), describe_visit)
+
+
+def describe_visit(a: dict) -> str:
+    state = a.get("state")
+    if state == "rated":
+        level = a.get("level")
+        tags = ", ".join(a.get("tags") or []) or "none"
+        return (f"visit {a['visit_id']}: rated {level} ({LEVEL_TEXT.get(level, '?')}) at "
+                f"{a.get('rated_at')}; reasons: {tags}")
+    if state == "unrated":
+        return f"visit {a['visit_id']}: not rated ({a.get('reason')})"
+    return f"visit {a['visit_id']}: {state}, waiting for the person to rate"
+
+
+def _cancel(args) -> int:
+    return _run(args, lambda c: c.cancel(),
+                lambda a: f"cancelled: visit {a['visit_id']} is closed ({a['state']})")
+
+
+def _sign_in(args) -> int:
+    return _run(args, lambda c: c.sign_in(args.id, args.name),
+                lambda a: f"signed in: {a['staff']['name']} ({a['staff']['id']})")
+
+
+def _sign_out(args) -> int:
+    return _run(args, lambda c: c.sign_out(), lambda a: "signed out")
+
+
+def _pause(args) -> int:
+    return _run(args, lambda c: c.window("paused", args.message),
+                lambda a: "window paused" + (" once the current rating is over"
+                                             if a.get("effective") == "after_current" else ""))
+
+
+def _open(args) -> int:
+    return _run(args, lambda c: c.window("open"), lambda a: "window open")
+
+
+def main(argv=None) -> int:
+    """These commands alone (`python -m terminal.client invite --demo`)."""
+    parser = argparse.ArgumentParser(prog="pingjia", description="Drive a terminal's local API.")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""What the flow works on: its configuration, its states, the events it takes and the
+effects it asks for. All immutable, so `step` is a pure function and states compare."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Union
+
+from config.tags import Tag, TagList
+
+
+# --- the people and businesses ------------------------------------------------
+
+@dataclass(frozen=True)
+class Staff:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Business:
+    project_no: str
+    task_name: str
+    task_code: str = ""
+    task_handle_item: str = ""
+    dept_code: str = ""
+    dept_name: str = ""
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One invitation: the businesses a single rating will apply to."""
+    visit_id: str
+    items: tuple[Business, ...]
+    staff: Optional[Staff]
+    invited_at: str
+    invited_mono: int
+    clock_synced: bool
+    channel: str = "window"
+    real_name: bool = False
+
+
+# --- configuration ------------------------------------------------------------
+
+TAG_ROLES = ("up", "down", "toggle", "back", "submit")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    mode: str = "window"
+    labels: Mapping[int, str] = field(default_factory=lambda: {
+        5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"})
+    tags: Optional[TagList] = None
+    texts: Mapping[str, str] = field(default_factory=dict)
+    order: tuple[int, ...] = (5, 4, 3, 2, 1)
+    invite_ms: int = 60_000
+    tags_ms: int = 30_000
+    thanks_ms: int = 4_000
+    hint_ms: int = 3_000
+    page_ms: int = 3_000
+    fault_ms: int = 5_000
+    retry_ms: int = 5_000
+    device_id: str = ""
+    window_no: str = "01"
+    hall_name: str = ""
+    hall_code: str = ""
+    area_code: str = "000000"
+    pf: str = "5"
+    dept_code: str = ""
+    dept_name: str = ""
+    require_staff: bool = True
+    version: str = ""
+
+    def text(self, key: str) -> str:
+        return self.texts.get(key, "")
+
+    def role_of(self, button: int, roles=TAG_ROLES):
+        """What a button does on a list screen: by its position, left to right."""
+        return roles[self.order.index(button)]
+
+    @classmethod
+    def from_settings(cls, settings, tags: TagList, version: str = "") -> "FlowConfig":
+        t = settings.timeouts
+        site = settings.site
+        texts = {name: getattr(settings.texts, name) for name in settings.texts.__dataclass_fields__}
+        return cls(mode=settings.device.mode, labels=dict(settings.levels.labels), tags=tags,
+                   texts=texts, order=tuple(settings.buttons.order),
+                   invite_ms=t.invite_s * 1000, tags_ms=t.tags_s * 1000,
+                   thanks_ms=t.thanks_s * 1000, hint_ms=t.hint_s * 1000,
+                   page_ms=t.page_s * 1000, fault_ms=t.fault_s * 1000,
+                   device_id=settings.device.id, window_no=site.window_no,
+                   hall_name=site.hall_name, hall_code=site.hall_code,
+                   area_code=site.area_code, pf=site.pf, dept_code=site.dept_code,
+                   dept_name=site.dept_name, require_staff=site.require_staff, version=version)
+
+
+# --- screens (the mode the flow is in) ------------------------------------------
+
+@dataclass(frozen=True)
+class Idle:
+    pass
+
+
+@dataclass(frozen=True)
+class Invited:
+    visit: Visit
+    deadline: int
+
+
+@dataclass(frozen=True)
+class Tagging:
+    """A bad rating was pressed: the person picks at least one reason."""
+    visit: Visit
+    level: int
+    rated_at: str
+    rated_mono: int
+    rated_synced: bool
+    options: tuple[Tag, ...]
+    deadline: int
+    cursor: int = 0
+    selected: frozenset = frozenset()
+    warn: bool = False  # tried to submit with nothing selected
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Records handed to the store; the thanks screen waits for the commit."""
+    level: Optional[int]
+
+
+@dataclass(frozen=True)
+class Thanks:
+    level: int
+    deadline: int
+
+
+@dataclass(frozen=True)
+class Info:
+    """Technician information, shown while idle after a button is held."""
+    deadline: int
+
+
+Screen = Union[Idle, Invited, Tagging, Saving, Thanks, Info]
+
+
+@dataclass(frozen=True)
+class State:
+    config: FlowConfig
+    screen: Screen = Idle()
+    staff: Optional[Staff] = None
+    paused: bool = False
+    pause_message: str = ""
+    hint: str = ""
+    hint_until: int = 0
+    fault_until: int = 0
+    fault: str = ""
+    page: int = 0
+    page_at: int = 0
+    pending: tuple = ()          # drafts the store has not taken yet
+    storage_error: str = ""
+    retry_at: int = 0
+    health: Mapping[str, object] = field(default_factory=dict)
+
+
+# --- events -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Invite:
+    visit_id: str
+    items: tuple[Business, ...]
+    staff: Optional[Staff] = None
+    request_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    request_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SignIn:
+    staff: Staff
+    request_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SignOut:
+    request_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class SetWindow:
+    paused: bool
+    message: str = ""
+    request_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Press:
+    button: int  # the level printed on the button
+
+
+@dataclass(frozen=True)
+class Hold:
+    button: int
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True)
+class ConfigChanged:
+    config: FlowConfig
+
+
+@dataclass(frozen=True)
+class Stored:
+    count: int
+
+
+@dataclass(frozen=True)
+class StoreFailed:
+    drafts: tuple
+    error: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """Status the screens may show (queue depth, network); from the service."""
+    values: Mapping[str, object]
+
+
+# --- effects ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Append:
+    drafts: tuple
+
+
+@dataclass(frozen=True)
+class Reply:
+    request_id: Optional[int]
+    status: int
+    body: Mapping
+
+
+@dataclass(frozen=True)
+class Sound:
+    name: str  # "invite", "press", "thanks", "error"

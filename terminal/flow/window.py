@@ -1,0 +1,310 @@
+"""The window evaluator's flow: `step(state, event, now) -> (state, effects)`.
+
+Pure: no clock, no I/O. The service feeds it events and carries out its effects; the
+screen and the LEDs are functions of the state it returns.
+
+Rules it keeps (docs/flow.md has the diagram):
+- A record is never made up: a level is recorded only when its button was pressed.
+  An invitation that ends without a press is an `unrated` record with its reason.
+- A person who pressed a bad level and then left, or whose invitation was cancelled or
+  superseded while they chose reasons, still gave that rating: it is recorded with the
+  reasons chosen so far, or `tags_missing` when there were none.
+- The thanks screen comes only after the store confirms the commit (`Stored`).
+- A storage failure keeps the drafts in memory and retries; nothing is dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from terminal.clock import Now
+from terminal.flow import drafts
+from terminal.flow.model import (
+    Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Press, Reply,
+    Saving, SetWindow, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging, Thanks,
+    Tick, Visit)
+
+BAD_LEVELS = (1, 2)
+
+
+def initial(config, now: Now) -> State:
+    return State(config=config, page_at=now.mono_ms + config.page_ms)
+
+
+def open_visit(state: State):
+    """The invitation the person may still rate, if any."""
+    screen = state.screen
+    return screen.visit if isinstance(screen, (Invited, Tagging)) else None
+
+
+def next_deadline(state: State):
+    """The monotonic ms at which the flow wants a Tick, or None."""
+    times = [state.page_at]
+    screen = state.screen
+    if isinstance(screen, (Invited, Tagging, Thanks, Info)):
+        times.append(screen.deadline)
+    if state.hint_until:
+        times.append(state.hint_until)
+    if state.fault_until:
+        times.append(state.fault_until)
+    if state.pending:
+        times.append(state.retry_at)
+    return min(t for t in times if t)
+
+
+def leds(state: State) -> frozenset:
+    """Buttons whose LED is lit: those that do something now."""
+    screen = state.screen
+    if state.storage_error:
+        return frozenset()
+    if isinstance(screen, (Invited, Tagging)):
+        return frozenset(state.config.order)
+    if isinstance(screen, (Saving, Thanks)) and screen.level:
+        return frozenset({screen.level})
+    return frozenset()
+
+
+def fail(state: State, now: Now, error: str) -> State:
+    """Failsafe: an internal error shows the fault screen for a while; the flow goes on."""
+    return replace(state, fault=error[:200], fault_until=now.mono_ms + state.config.fault_ms)
+
+
+def step(state: State, event, now: Now):
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise TypeError(f"the flow has no handler for {type(event).__name__}")
+    return handler(state, event, now)
+
+
+# --- helpers -----------------------------------------------------------------
+
+def _go(state: State, screen, now: Now) -> State:
+    return replace(state, screen=screen, page=0, page_at=now.mono_ms + state.config.page_ms,
+                   hint="", hint_until=0)
+
+
+def _store(state: State, records: tuple, effects: list):
+    """Hand records to the store, behind any still waiting for it; True if sent now."""
+    if not records:
+        return state, False
+    if state.pending or state.storage_error:
+        return replace(state, pending=state.pending + records), False
+    effects.append(Append(records))
+    return state, True
+
+
+def _finish(state: State, records: tuple, level, now: Now, effects: list) -> State:
+    """Store the outcome of a visit; thank the person once the store has it.
+
+    While the store is failing the records wait in memory and the person is not thanked:
+    the fault screen says what is wrong instead.
+    """
+    state, sent = _store(state, records, effects)
+    return _go(state, Saving(level) if sent else Idle(), now)
+
+
+def _close(state: State, now: Now, reason: str):
+    """End the open invitation: unrated with `reason`, or the bad rating already given."""
+    screen = state.screen
+    cfg = state.config
+    if isinstance(screen, Invited):
+        return drafts.unrated(cfg, screen.visit, reason), None
+    if isinstance(screen, Tagging):
+        return _tagging_records(cfg, screen), screen.level
+    return (), None
+
+
+def _tagging_records(cfg, screen: Tagging):
+    return drafts.rating(cfg, screen.visit, screen.level, rated_at=screen.rated_at,
+                         rated_mono=screen.rated_mono, synced=screen.rated_synced,
+                         tags=drafts.chosen_tags(screen.options, screen.selected))
+
+
+def _reply(request_id, status, body):
+    return Reply(request_id, status, dict(body))
+
+
+def _error(request_id, status, code, message):
+    return Reply(request_id, status, {"error": code, "message": message})
+
+
+# --- events from the local API ----------------------------------------------------
+
+def _invite(state: State, ev: Invite, now: Now):
+    cfg = state.config
+    current = open_visit(state)
+    if current is not None and current.visit_id == ev.visit_id:
+        return state, (_reply(ev.request_id, 201, {"visit_id": ev.visit_id, "state": "open"}),)
+    if state.storage_error:
+        return state, (_error(ev.request_id, 503, "storage_failed",
+                              "the device cannot store records: " + state.storage_error),)
+    if state.paused:
+        return state, (_error(ev.request_id, 409, "window_paused", "the window is paused"),)
+    staff = ev.staff or state.staff
+    if cfg.mode == "window" and cfg.require_staff and staff is None:
+        return state, (_error(ev.request_id, 409, "no_staff",
+                              "no staff member is signed in and the invitation names none"),)
+    effects: list = []
+    old, _ = _close(state, now, "superseded")
+    state, _ = _store(state, old, effects)
+    visit = Visit(visit_id=ev.visit_id, items=tuple(ev.items), staff=staff,
+                  invited_at=now.iso(), invited_mono=now.mono_ms, clock_synced=now.synced,
+                  channel="kiosk" if cfg.mode == "kiosk" else "window")
+    state = _go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now)
+    effects += [Sound("invite"), _reply(ev.request_id, 201,
+                                        {"visit_id": ev.visit_id, "state": "open"})]
+    return state, tuple(effects)
+
+
+def _cancel(state: State, ev: Cancel, now: Now):
+    visit = open_visit(state)
+    if visit is None:
+        return state, (_error(ev.request_id, 404, "no_open_invitation",
+                              "there is no open invitation to cancel"),)
+    effects: list = []
+    records, level = _close(state, now, "cancelled")
+    state = _finish(state, records, level, now, effects)
+    effects.append(_reply(ev.request_id, 200, {"visit_id": visit.visit_id,
+                                               "state": "rated" if level else "unrated"}))
+    return state, tuple(effects)
+
+
+def _sign_in(state: State, ev: SignIn, now: Now):
+    state = replace(state, staff=ev.staff)
+    return state, (_reply(ev.request_id, 200, {"staff": {"id": ev.staff.id, "name": ev.staff.name}}),)
+
+
+def _sign_out(state: State, ev: SignOut, now: Now):
+    return replace(state, staff=None), (_reply(ev.request_id, 200, {"staff": None}),)
+
+
+def _set_window(state: State, ev: SetWindow, now: Now):
+    state = replace(state, paused=ev.paused, pause_message=ev.message if ev.paused else "")
+    busy = open_visit(state) is not None or isinstance(state.screen, (Saving, Thanks))
+    if isinstance(state.screen, Info):
+        state = _go(state, Idle(), now)
+    # A pause never cuts a person off: it takes effect once the current rating is over.
+    body = {"state": "paused" if ev.paused else "open",
+            "effective": "after_current" if ev.paused and busy else "now"}
+    return state, (_reply(ev.request_id, 200, body),)
+
+
+# --- buttons ----------------------------------------------------------------------
+
+def _press(state: State, ev, now: Now):
+    screen = state.screen
+    cfg = state.config
+    if state.storage_error or ev.button not in cfg.order:
+        return state, ()
+    if isinstance(screen, Invited):
+        return _rate(state, screen, ev.button, now)
+    if isinstance(screen, Tagging):
+        return _tag_key(state, screen, cfg.role_of(ev.button), now)
+    if isinstance(screen, Info):
+        return _go(state, Idle(), now), ()
+    if isinstance(screen, Idle) and not state.paused:
+        if isinstance(ev, Hold):
+            return _go(state, Info(now.mono_ms + cfg.thanks_ms * 3), now), ()
+        return replace(state, hint=cfg.text("idle_hint"), hint_until=now.mono_ms + cfg.hint_ms), ()
+    return state, ()  # saving, thanks, paused: a press means nothing
+
+
+def _rate(state: State, screen: Invited, level: int, now: Now):
+    cfg = state.config
+    options = cfg.tags.for_level(level) if cfg.tags else ()
+    if level in BAD_LEVELS and options:
+        tagging = Tagging(visit=screen.visit, level=level, rated_at=now.iso(),
+                          rated_mono=now.mono_ms, rated_synced=now.synced, options=options,
+                          deadline=now.mono_ms + cfg.tags_ms)
+        return _go(state, tagging, now), (Sound("press"),)
+    records = drafts.rating(cfg, screen.visit, level, rated_at=now.iso(),
+                            rated_mono=now.mono_ms, synced=now.synced)
+    effects: list = [Sound("press")]
+    return _finish(state, records, level, now, effects), tuple(effects)
+
+
+def _tag_key(state: State, screen: Tagging, role: str, now: Now):
+    cfg = state.config
+    n = len(screen.options)
+    deadline = now.mono_ms + cfg.tags_ms
+    if role == "up":
+        screen = replace(screen, cursor=(screen.cursor - 1) % n)
+    elif role == "down":
+        screen = replace(screen, cursor=(screen.cursor + 1) % n)
+    elif role == "toggle":
+        code = screen.options[screen.cursor].code
+        selected = screen.selected ^ {code}
+        screen = replace(screen, selected=frozenset(selected))
+    elif role == "back":
+        return _go(state, Invited(screen.visit, now.mono_ms + cfg.invite_ms), now), ()
+    elif role == "submit":
+        if not screen.selected:
+            return _go(state, replace(screen, warn=True, deadline=deadline), now), ()
+        effects: list = []
+        state = _finish(state, _tagging_records(cfg, screen), screen.level, now, effects)
+        return state, tuple(effects)
+    return _go(state, replace(screen, deadline=deadline, warn=False), now), ()
+
+
+# --- time and storage ---------------------------------------------------------------
+
+def _tick(state: State, ev: Tick, now: Now):
+    t = now.mono_ms
+    cfg = state.config
+    effects: list = []
+    if state.fault_until and t >= state.fault_until:
+        state = replace(state, fault="", fault_until=0)
+    if state.hint_until and t >= state.hint_until:
+        state = replace(state, hint="", hint_until=0)
+    if state.pending and t >= state.retry_at:
+        effects.append(Append(state.pending))
+        state = replace(state, pending=(), retry_at=0)
+    screen = state.screen
+    if isinstance(screen, (Invited, Tagging)) and t >= screen.deadline:
+        records, level = _close(state, now, "timeout")
+        state = _finish(state, records, level, now, effects)
+    elif isinstance(screen, (Thanks, Info)) and t >= screen.deadline:
+        state = _go(state, Idle(), now)
+    if state.page_at and t >= state.page_at:
+        state = replace(state, page=state.page + 1, page_at=t + cfg.page_ms)
+    return state, tuple(effects)
+
+
+def _stored(state: State, ev: Stored, now: Now):
+    effects: list = []
+    if state.pending:  # the store works again: send what waited, in order
+        effects.append(Append(state.pending))
+        state = replace(state, pending=(), retry_at=0)
+    elif state.storage_error:
+        state = replace(state, storage_error="")
+    screen = state.screen
+    if isinstance(screen, Saving):
+        if screen.level:
+            effects.append(Sound("thanks"))
+            state = _go(state, Thanks(screen.level, now.mono_ms + state.config.thanks_ms), now)
+        else:
+            state = _go(state, Idle(), now)
+    return state, tuple(effects)
+
+
+def _store_failed(state: State, ev: StoreFailed, now: Now):
+    state = replace(state, pending=tuple(ev.drafts) + state.pending,
+                    storage_error=ev.error[:200] or "storage error",
+                    retry_at=now.mono_ms + state.config.retry_ms)
+    if isinstance(state.screen, Saving):
+        state = _go(state, Idle(), now)
+    return state, (Sound("error"),)
+
+
+def _config_changed(state: State, ev: ConfigChanged, now: Now):
+    return replace(state, config=ev.config), ()
+
+
+def _health(state: State, ev: Health, now: Now):
+    return replace(state, health=dict(ev.values)), ()
+
+
+_HANDLERS = {
+    Invite: _invite, Cancel: _cancel, SignIn: _sign_in, SignOut: _sign_out,
+    SetWindow: _set_window, Press: _press, Hold: _press, Tick: _tick, Stored: _stored,
+    StoreFailed: _store_failed, ConfigChanged: _config_changed, Health: _health,
+}

@@ -1,0 +1,125 @@
+"""Puts a terminal together from settings: store, flow, display, buttons, sound, API.
+
+The same assembly serves the systemd service and the simulator; only the settings
+differ (the simulator chooses the mock pin factory and a simulated display explicitly).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+from pathlib import Path
+
+from config import tags as tag_lists
+from drivers.buttons import ButtonPanel
+from drivers.display import open_display
+from drivers.fonts import find_fonts
+from drivers.pins import make_pin_factory
+from drivers.sound import open_sound
+from terminal import clock as clocks
+from terminal import flow, screens
+from terminal.api import ApiServer, load_token
+from terminal.secret import load_secret
+from terminal.service import Terminal
+from terminal.store import DB_NAME, Store
+
+log = logging.getLogger("pingjia.terminal")
+
+try:
+    from importlib.metadata import version as _dist_version
+    VERSION = _dist_version("pingjia")
+except Exception:  # running from a source tree that was never installed
+    VERSION = "0.1.0+src"
+
+
+def db_path(settings) -> Path:
+    return Path(settings.device.data_dir) / DB_NAME
+
+
+class Runtime:
+    """Every part of a running terminal, opened in an order that fails early and cleanly."""
+
+    def __init__(self, settings, *, secret: bytes | None = None, clock=None, api: bool = True):
+        self.settings = settings
+        self.clock = clock or clocks.SystemClock()
+        self._closers = []
+        try:
+            self._open(settings, secret, api)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, settings, secret, api):
+        # Settings-level problems first (fonts, tags, secret): no hardware is touched yet.
+        self.fonts = find_fonts(tuple(settings.display.fonts))
+        self.tags = tag_lists.for_settings(settings)
+        secret = secret if secret is not None else load_secret(settings)
+        token = load_token(settings.api) if api else None
+
+        self.store = Store(db_path(settings), device_id=settings.device.id, secret=secret,
+                           hash_alg=settings.device.hash_alg, boot_id=clocks.boot_id())
+        self._closers.append(self.store.close)
+
+        self.pin_factory = make_pin_factory(settings.buttons.pin_factory)
+        self._closers.append(self.pin_factory.close)
+        self.display = open_display(settings.display)
+        self._closers.append(self._close_display)
+        self.sound = open_sound(settings.sound, self.pin_factory)
+        self._closers.append(self.sound.close)
+
+        config = flow.FlowConfig.from_settings(settings, self.tags, VERSION)
+        self.terminal = Terminal(
+            config, store=self.store, clock=self.clock, display=self.display,
+            render=partial(screens.render, fonts=self.fonts),
+            render_fault=screens.render_fault_plain, leds=self._set_leds, sound=self.sound,
+            health=self.health)
+        self.panel = ButtonPanel(settings.buttons, on_event=self._button,
+                                 clock_ms=self.clock.mono_ms, pin_factory=self.pin_factory)
+        self._closers.append(self.panel.close)
+
+        self.api = None
+        if api:
+            self.api = ApiServer(settings.api, self.terminal, db_path(settings), token,
+                                 status=self.status)
+            self.api.start()
+            self._closers.append(self.api.stop)
+
+    # --- glue ---------------------------------------------------------------------
+
+    def _button(self, kind: str, level: int) -> None:
+        self.terminal.post(flow.Hold(level) if kind == "hold" else flow.Press(level))
+
+    def _set_leds(self, lit) -> None:
+        panel = getattr(self, "panel", None)
+        if panel is not None:
+            panel.set_leds(lit)
+
+    def health(self) -> dict:
+        """What the screens may show about the device (queue, network)."""
+        return {"queue_depth": self.store.pending_count()}
+
+    def status(self) -> dict:
+        """Hardware part of GET /v1/status."""
+        return {"version": VERSION, "device_id": self.settings.device.id,
+                "hardware": {"display": self.display.health(), "buttons": self.panel.health(),
+                             "sound": self.settings.sound.driver}}
+
+    def run(self, stop: threading.Event) -> None:
+        self.terminal.run(stop)
+
+    def _close_display(self) -> None:
+        try:
+            final = screens.render_out_of_service(self.display.size, self.display.mode, self.fonts)
+        except Exception:
+            log.exception("could not draw the out-of-service frame")
+            final = None
+        self.display.close(final)
+
+    def close(self) -> None:
+        """Release everything in reverse order; safe to call twice."""
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception:
+                log.exception("closing %s failed", getattr(closer, "__qualname__", closer))

@@ -1,0 +1,183 @@
+"""Every screen the evaluator can show, as states built by the real flow.
+
+    python -m terminal.screens.gallery OUTDIR [--scale 4] [--size 128x64:1 ...]
+
+writes one PNG per screen (`NAME-128x64-1.png`, `NAME-256x64-L.png`), scaled up with
+NEAREST so the pixels stay sharp in the docs. `gallery_states()` gives the same states
+to other code (the golden tests, a technician's display test); `gallery_frames()` adds
+the two frames that need no state (out of service, plain fault).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from PIL import Image
+
+from config import settings as settings_mod
+from config import tags as tag_lists
+from terminal import flow
+from terminal.clock import FakeClock
+from terminal.flow import (TAG_ROLES, Append, Business, FlowConfig, Health, Hold, Invite, Press,
+                           SetWindow, SignIn, SignOut, Staff, State, Stored, StoreFailed, Tick)
+from terminal.screens import render, render_fault_plain, render_out_of_service
+
+DEFAULT_FORMATS = (((128, 64), "1"), ((256, 64), "L"))
+
+STAFF = Staff("0123", "王芳")
+SHORT_ITEM = Business("330106202611220001", "居民身份证换领")
+LONG_ITEM = Business("330106202611220002",
+                     "企业投资项目核准（含外商投资项目、境外投资项目及需报省级人民政府核准的"
+                     "固定资产投资项目）变更及延期申请（告知承诺制）")
+BATCH = (Business("330106202611220003", "个体工商户设立登记"),
+         Business("330106202611220004", "食品经营许可（仅销售预包装食品备案）"),
+         Business("330106202611220005", "户外广告设施设置审批"))
+HEALTH = {"queue_depth": 12, "last_upload_at": "2026-11-22T08:59:30+08:00",
+          "network": "online", "ip": "192.168.10.23"}
+
+
+def default_config() -> FlowConfig:
+    """The shipped defaults, with the built-in tag list."""
+    cfg = FlowConfig.from_settings(settings_mod.defaults(), tag_lists.builtin(), "0.1.0")
+    return replace(cfg, hall_name="市民服务中心")
+
+
+class _Run:
+    """Plays the service: feeds events to the real `step`, answers the store."""
+
+    def __init__(self, config: FlowConfig):
+        self.clock = FakeClock()
+        self.state = flow.initial(config, self.clock.now())
+        self.fail_store: Optional[str] = None
+
+    def send(self, *events) -> "_Run":
+        queue = list(events)
+        while queue:
+            event = queue.pop(0)
+            self.state, effects = flow.step(self.state, event, self.clock.now())
+            for effect in effects:
+                if isinstance(effect, Append):
+                    queue.append(StoreFailed(effect.drafts, self.fail_store) if self.fail_store
+                                 else Stored(len(effect.drafts)))
+        return self
+
+    def role(self, *roles) -> "_Run":
+        order = self.state.config.order
+        return self.send(*(Press(order[TAG_ROLES.index(r)]) for r in roles))
+
+    def pages(self, n: int) -> "_Run":
+        """Let `n` page turns pass (the flow turns a page every page_ms)."""
+        for _ in range(n):
+            self.clock.advance(self.state.config.page_ms)
+            self.send(Tick())
+        return self
+
+    def fault(self, error: str) -> "_Run":
+        self.state = flow.fail(self.state, self.clock.now(), error)
+        return self
+
+
+def gallery_states(config: Optional[FlowConfig] = None) -> list[tuple[str, State]]:
+    """[(name, state)] covering every screen; `config` defaults to the shipped settings."""
+    cfg = config or default_config()
+
+    def run(staff=True) -> _Run:
+        r = _Run(cfg)
+        return r.send(SignIn(STAFF)) if staff else r
+
+    def invite(*items, staff=True) -> _Run:
+        return run(staff).send(Invite("visit-1", tuple(items)))
+
+    storage = invite(SHORT_ITEM)
+    storage.fail_store = "database or disk is full"
+    storage.send(Press(4))
+
+    return [
+        ("idle", run().state),
+        ("idle_signed_out", run().send(SignOut()).state),
+        ("idle_hint", run().send(Press(5)).state),
+        ("idle_sync", run().send(Health({"queue_depth": 12, "network": "offline"})).state),
+        ("paused", run().send(SetWindow(True)).state),
+        ("paused_message", run().send(SetWindow(True, "午休暂停，13:30恢复，急办请到3号窗口")).state),
+        ("invited", invite(SHORT_ITEM).state),
+        ("invited_long_p0", invite(LONG_ITEM).state),
+        ("invited_long_p1", invite(LONG_ITEM).pages(1).state),
+        ("invited_3_items", invite(*BATCH).state),
+        ("invited_3_items_p1", invite(*BATCH).pages(1).state),
+        ("tagging", invite(SHORT_ITEM).send(Press(2)).state),
+        ("tagging_selected", invite(SHORT_ITEM).send(Press(2))
+            .role("toggle", "down", "toggle", "down").state),
+        ("tagging_long_tag", invite(SHORT_ITEM).send(Press(2))
+            .role("down", "down", "down", "down", "toggle", "down", "down", "toggle", "up")
+            .state),
+        ("tagging_warn", invite(SHORT_ITEM).send(Press(1)).role("submit").state),
+        ("saving", _saving(invite(SHORT_ITEM))),
+        ("thanks", invite(SHORT_ITEM).send(Press(4)).state),
+        ("info", run().send(Health(HEALTH), Hold(5)).state),
+        ("storage_error", storage.state),
+        ("fault", invite(SHORT_ITEM).fault("ZeroDivisionError: division by zero").state),
+    ]
+
+
+def _saving(r: _Run) -> State:
+    """The state between the press and the store's answer (the service sees it briefly)."""
+    state, _effects = flow.step(r.state, Press(4), r.clock.now())
+    return state
+
+
+def gallery_frames(size=(128, 64), mode: str = "1", fonts=None, config=None):
+    """[(name, image)]: every gallery state, then the out-of-service and plain fault frames."""
+    frames = [(name, render(state, size, mode, fonts)) for name, state in gallery_states(config)]
+    frames.append(("out_of_service", render_out_of_service(size, mode, fonts)))
+    frames.append(("fault_plain", render_fault_plain(size, mode, "render failed: KeyError")))
+    return frames
+
+
+def file_name(name: str, size, mode: str) -> str:
+    return f"{name}-{size[0]}x{size[1]}-{mode}.png"
+
+
+def write(outdir, scale: int = 4, formats=DEFAULT_FORMATS, fonts=None) -> list[Path]:
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for size, mode in formats:
+        for name, image in gallery_frames(size, mode, fonts):
+            if scale > 1:
+                image = image.resize((image.width * scale, image.height * scale),
+                                     Image.Resampling.NEAREST)
+            path = outdir / file_name(name, size, mode)
+            image.save(path)
+            written.append(path)
+    return written
+
+
+def _format(text: str):
+    try:
+        dims, mode = text.split(":") if ":" in text else (text, "1")
+        w, h = (int(v) for v in dims.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH or WxH:MODE, e.g. 256x64:L, not {text!r}")
+    if mode not in ("1", "L"):
+        raise argparse.ArgumentTypeError("mode is 1 or L")
+    return (w, h), mode
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m terminal.screens.gallery",
+                                     description="Write every screen as a PNG.")
+    parser.add_argument("outdir")
+    parser.add_argument("--scale", type=int, default=4, help="enlarge by this factor (NEAREST)")
+    parser.add_argument("--size", type=_format, action="append", metavar="WxH[:MODE]",
+                        help="panel size and mode (default: 128x64:1 and 256x64:L)")
+    args = parser.parse_args(argv)
+    paths = write(args.outdir, max(1, args.scale), tuple(args.size or DEFAULT_FORMATS))
+    print(f"wrote {len(paths)} screens to {args.outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

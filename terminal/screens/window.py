@@ -1,0 +1,449 @@
+"""The window evaluator's screens: `render(state, size, mode, fonts) -> Image`, pure.
+
+Same state, same image: the screens keep no time and no memory of their own. Long texts
+are paged by `state.page` (the flow turns it every `page_ms`); what a person must read
+before rating (item name, business serial number, staff name: rules.md) is never cut.
+
+Layouts are written once and parameterised by the panel size and the fonts' measures:
+on a 256 px panel the same code gives wider lines, merged info lines and a large prompt.
+Mode "1" panels (ssd1306, sh1106) get inverse bars for emphasis; greyscale "L" panels
+(ssd1322, ssd1325, ssd1327) also get dim grey for secondary text.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional, Sequence
+
+from PIL import Image, ImageDraw
+
+from terminal.clock import CHINA
+from terminal.flow.model import TAG_ROLES, Info, Invited, Saving, State, Tagging, Thanks
+from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, ellipsize, face, fit,
+                                     paginate, wrap)
+
+SIZES = ((128, 64), (256, 64))
+MODES = ("1", "L")
+
+DEFAULT_TEXTS = {"welcome": "欢迎您，请办理业务", "rate_prompt": "请您对本次服务评价",
+                 "thanks": "感谢您的评价", "paused": "暂停服务",
+                 "idle_hint": "请办理业务后再评价", "title": "好差评"}
+ROLE_TEXT = {"up": "上移", "down": "下移", "toggle": "选择", "back": "返回", "submit": "提交"}
+ROLE_SHORT = {"up": "▲", "down": "▼", "toggle": "选", "back": "返", "submit": "交"}
+NETWORK_TEXT = {"online": "在线", "offline": "离线"}
+# Storage errors as a short code a technician can tell apart: a kind, then a checksum.
+_STORAGE_KINDS = (("full", "FULL"), ("i/o", "IO"), ("readonly", "RO"), ("read-only", "RO"),
+                  ("locked", "LOCK"), ("busy", "LOCK"), ("malformed", "BAD"),
+                  ("corrupt", "BAD"), ("not a database", "BAD"), ("unable to open", "OPEN"),
+                  ("permission", "PERM"), ("denied", "PERM"))
+
+
+@dataclass(frozen=True)
+class Ink:
+    fg: int      # normal text
+    dim: int     # secondary text, hints
+    bg: int
+    bar: int     # inverse bars and key caps
+    on_bar: int  # text on them
+
+
+INKS = {"1": Ink(fg=255, dim=255, bg=0, bar=255, on_bar=0),
+        "L": Ink(fg=255, dim=120, bg=0, bar=200, on_bar=0)}
+
+
+class Canvas:
+    """One frame being drawn: the image, its fonts and inks, and the text helpers."""
+
+    def __init__(self, size, mode: str, fonts):
+        if mode not in INKS:
+            raise ValueError(f"unsupported mode {mode!r}: use one of {MODES}")
+        if fonts is None:
+            from drivers.fonts import find_fonts
+            fonts = find_fonts()
+        self.w, self.h = int(size[0]), int(size[1])
+        self.image = Image.new(mode, (self.w, self.h), 0)
+        self.draw = ImageDraw.Draw(self.image)
+        self.draw.fontmode = "1"   # bitmap fonts: crisp pixels, never smoothed
+        self.ink = INKS[mode]
+        self.small = face(fonts.small)
+        self.large = face(fonts.large)
+        self.both = (self.large, self.small)   # big when it fits whole, else small
+        # Text starts this far down so that brackets sticking out above a line stay on
+        # the panel; `frame` is the area below.
+        self.y0 = max(self.small.over, self.large.over)
+        self.frame = Box(0, self.y0, self.w, self.h - self.y0)
+
+    def box(self, box: Box, color) -> None:
+        if box.w > 0 and box.h > 0:
+            self.draw.rectangle(box.rect(), fill=color)
+
+    def text(self, box: Box, value, faces: Sequence[Face] = (), page: int = 0, *, fill=None,
+             shorter=(), align="left", valign="top", bar_fill=None) -> Fitted:
+        fitted = fit(value, faces or (self.small,), box.w, box.h, shorter=shorter)
+        draw_fitted(self.draw, box, fitted, page, fill=self.ink.fg if fill is None else fill,
+                    align=align, valign=valign, bar_fill=bar_fill)
+        return fitted
+
+    def bar(self, box: Box, value, faces=(), page: int = 0, *, shorter=(), align="center"):
+        """Text on an inverse bar (call to action, warnings)."""
+        self.box(box, self.ink.bar)
+        inner = Box(box.x + 1, box.y, box.w - 2, box.h)
+        return self.text(inner, value, faces, page, fill=self.ink.on_bar, shorter=shorter,
+                         align=align, valign="middle", bar_fill=self.ink.on_bar)
+
+
+# --- entry points -------------------------------------------------------------------
+
+def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.Image:
+    """The frame for `state`: a pure function of its arguments."""
+    c = Canvas(size, mode, fonts)
+    screen = state.screen
+    if state.storage_error:
+        _storage_error(c, state)
+    elif isinstance(screen, Invited):
+        _invited(c, state, screen)
+    elif isinstance(screen, Tagging):
+        _tagging(c, state, screen)
+    elif isinstance(screen, Saving):
+        _column(c, [("正在保存…", c.both, c.ink.fg)], c.frame, state.page)
+    elif isinstance(screen, Thanks):
+        _thanks(c, state, screen)
+    elif isinstance(screen, Info):
+        _info(c, state)
+    elif state.paused:
+        _paused(c, state)
+    else:
+        _idle(c, state)
+    if state.fault:
+        _overlay(c, [("系统异常 已恢复", c.both, c.ink.fg),
+                     ("代码 F-" + _crc(state.fault), (c.small,), c.ink.dim)], state.page)
+    return c.image
+
+
+def render_out_of_service(size=(128, 64), mode: str = "1", fonts=None) -> Image.Image:
+    """The frame left on the panel when the service stops."""
+    c = Canvas(size, mode, fonts)
+    _column(c, [("设备已停止服务", c.both, c.ink.fg),
+                ("请联系工作人员", (c.small,), c.ink.dim)], c.frame, 0)
+    return c.image
+
+
+# --- the screens ------------------------------------------------------------------------
+
+def _text(state: State, key: str) -> str:
+    return state.config.text(key) or DEFAULT_TEXTS.get(key, "")
+
+
+def _label(state: State, level) -> str:
+    return str(state.config.labels.get(level, level))
+
+
+def _status(c: Canvas, state: State) -> int:
+    """Top line: window number left, sync indicator right. Returns the next free y."""
+    s, y = c.small, c.y0
+    sync = _sync_text(state.health)
+    right = 0
+    if sync:
+        right = s.width(sync) + 4
+        c.box(Box(c.w - right, 0, right, y + s.height), c.ink.bar)
+        c.draw.text((c.w - right + 2, y - s.top), sync, font=s.font, fill=c.ink.on_bar)
+        right += 2
+    c.text(Box(0, y, c.w - right, s.height), f"窗口 {state.config.window_no}".strip(), (s,),
+           state.page)
+    return y + s.pitch
+
+
+def _sync_text(health) -> str:
+    parts = []
+    if health.get("network") == "offline":
+        parts.append("离线")
+    try:
+        depth = int(health.get("queue_depth", 0) or 0)
+    except (TypeError, ValueError):
+        depth = 0
+    if depth > 0:
+        parts.append("待传 " + (str(depth) if depth < 10000 else "9999+"))
+    return " ".join(parts)
+
+
+def _idle(c: Canvas, state: State) -> None:
+    s, cfg = c.small, state.config
+    y = _status(c, state)
+    if cfg.hall_name:
+        c.text(Box(0, y, c.w, s.height), cfg.hall_name, (s,), state.page, fill=c.ink.dim)
+        y += s.pitch
+    bottom = c.h
+    if cfg.mode != "kiosk":
+        bottom = c.h - s.height
+        if state.staff is not None:
+            c.text(Box(0, bottom, c.w, s.height), f"工作人员 {state.staff.name}", (s,),
+                   state.page, shorter=(state.staff.name,))
+        else:
+            c.text(Box(0, bottom, c.w, s.height), "未签到", (s,), fill=c.ink.dim)
+        bottom -= 1
+    c.text(Box(0, y, c.w, bottom - y), _text(state, "welcome"), c.both, state.page,
+           align="center", valign="middle")
+    if state.hint:
+        top = c.y0 + s.pitch - 1
+        _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page, Box(0, top, c.w, c.h - top))
+
+
+def _paused(c: Canvas, state: State) -> None:
+    y = _status(c, state)
+    message = state.pause_message or _text(state, "paused")
+    _column(c, [(message, c.both, c.ink.fg)], Box(0, y, c.w, c.h - y), state.page)
+
+
+def _invited(c: Canvas, state: State, screen: Invited) -> None:
+    s, large = c.small, c.large
+    visit = screen.visit
+    items = visit.items or ()
+    prompt = _text(state, "rate_prompt")
+    title = _text(state, "title")
+
+    # Info lines under the item name: the serial of the item shown, and the staff member.
+    # Which item is shown depends on the page, so lay out the item names first.
+    staff = visit.staff.name if visit.staff is not None else ""
+    serials = [f"流水号 {it.project_no}" for it in items]
+    merged = bool(staff) and all(
+        s.width(f"{x}  工作人员 {staff}") <= c.w for x in serials or [""])
+    n_info = (1 if merged or not staff else 2) if items else (1 if staff else 0)
+
+    # The prompt bar: large when it fits whole and leaves two lines for the item name.
+    for bar_face in (large, s):
+        item_rows = (c.frame.h - bar_face.height + 1 - n_info * s.pitch) // s.pitch
+        if bar_face is s or (item_rows >= 2 and bar_face.width(prompt) <= c.w - 2):
+            break
+    item_rows = max(1, item_rows)
+    bar_top = c.y0 + (item_rows + n_info) * s.pitch - 1
+    bar_text = f"{title} · {prompt}" if title else prompt
+    c.bar(Box(0, bar_top, c.w, c.h - bar_top), bar_text, (bar_face, s), state.page,
+          shorter=(prompt,))
+
+    # Item names, "i/n" in front when several, cycling through every page of every item.
+    item_box = Box(0, c.y0, c.w, s.block(item_rows))
+    if not items:
+        c.text(item_box, "（无事项）", (s,), fill=c.ink.dim)
+        index, page = 0, 0
+    else:
+        marker_w = s.width(f"{len(items)}/{len(items)}") + 4 if len(items) > 1 else 0
+        fits = [fit(it.task_name, (s,), c.w, item_box.h, indent=marker_w + 2 if marker_w else 0)
+                for it in items]
+        sequence = [(i, p) for i, f in enumerate(fits) for p in range(len(f.pages))]
+        index, page = sequence[state.page % len(sequence)]
+        if marker_w:
+            c.box(Box(0, 0, marker_w, c.y0 + s.height), c.ink.bar)
+            c.draw.text((2, c.y0 - s.top), f"{index + 1}/{len(items)}", font=s.font,
+                        fill=c.ink.on_bar)
+        draw_fitted(c.draw, item_box, fits[index], page, fill=c.ink.fg)
+
+    y = item_box.bottom + 1
+    info = []
+    if items:
+        serial = items[index].project_no
+        if merged:
+            info.append((f"流水号 {serial}  工作人员 {staff}", ()))
+        else:
+            info.append((f"流水号 {serial}", (serial,)))
+    if staff and not merged:
+        info.append((f"工作人员 {staff}", (staff,)))
+    for value, shorter in info:
+        c.text(Box(0, y, c.w, s.height), value, (s,), state.page, shorter=shorter)
+        y += s.pitch
+
+
+def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
+    s, cfg = c.small, state.config
+    options = screen.options
+    n = len(options)
+    cursor = screen.cursor % n if n else 0
+
+    # Heading: the level pressed, what to do, where the cursor is; or the warning.
+    if screen.warn:
+        c.bar(Box(0, 0, c.w, c.y0 + s.height), "请至少选择一项", (s,), state.page)
+    else:
+        position = f"{cursor + 1}/{n}" if n else ""
+        pw = s.width(position)
+        c.text(Box(c.w - pw, c.y0, pw, s.height), position, (s,), fill=c.ink.dim)
+        label = _label(state, screen.level)
+        c.text(Box(0, c.y0, c.w - pw - 4, s.height), f"{label}：请选择原因（可多选）", (s,),
+               state.page, shorter=(f"{label}：请选择原因", f"{label} 请选择", label))
+
+    # Key caps, one above each physical button, left to right.
+    cells = min(len(cfg.order), len(TAG_ROLES))
+    cap_h = s.height
+    cap_top = c.h - cap_h
+    for i in range(cells):
+        x0, x1 = i * c.w // cells, (i + 1) * c.w // cells - 1
+        role = TAG_ROLES[i]
+        c.box(Box(x0, cap_top, x1 - x0, cap_h), c.ink.bar)
+        label = ROLE_TEXT[role] if s.width(ROLE_TEXT[role]) <= x1 - x0 else ROLE_SHORT[role]
+        c.draw.text((x0 + (x1 - x0 - s.width(label) + 1) // 2, cap_top - s.top), label,
+                    font=s.font, fill=c.ink.on_bar)
+
+    # The list: the cursor's tag in full (wrapped, paged if it must), the others on a row.
+    top = c.y0 + s.pitch
+    rows = s.rows(cap_top - top)
+    if not n:
+        return
+    box_w = 9
+    text_x = box_w + 3
+    text_w = c.w - text_x
+    current = fit(options[cursor].text, (s,), text_w, s.block(rows))
+    cur_rows = len(current.page(state.page)) or 1
+    before = 1 if cursor > 0 and cur_rows + 2 <= rows else 0
+    start = cursor - before
+    used = before + cur_rows
+    end = cursor + 1
+    while end < n and used < rows:
+        end += 1
+        used += 1
+    while start > 0 and used < rows:
+        start -= 1
+        used += 1
+    y = top
+    for i in range(start, end):
+        option = options[i]
+        checked = option.code in screen.selected
+        if i == cursor:
+            block = s.block(cur_rows)
+            # one row of margin above, unless that would join the warning bar
+            band_top = y if screen.warn and y == top else y - 1
+            c.box(Box(0, band_top, c.w, y + block - band_top), c.ink.bar)
+            _check_box(c, 1, y + 1, checked, c.ink.on_bar, c.ink.bar)
+            draw_fitted(c.draw, Box(text_x, y, text_w, block), current, state.page,
+                        fill=c.ink.on_bar)
+            y += block + 1
+        else:
+            _check_box(c, 1, y + 1, checked, c.ink.fg, c.ink.bg)
+            c.draw.text((text_x, y - s.top), ellipsize(option.text, s, text_w), font=s.font,
+                        fill=c.ink.fg)
+            y += s.pitch
+
+
+def _check_box(c: Canvas, x: int, y: int, checked: bool, fg, bg) -> None:
+    c.draw.rectangle((x, y, x + 8, y + 8), outline=fg, fill=bg)
+    if checked:
+        c.draw.line([(x + 2, y + 4), (x + 3, y + 6), (x + 6, y + 2)], fill=fg, width=1)
+        c.draw.line([(x + 2, y + 5), (x + 3, y + 7), (x + 7, y + 2)], fill=fg, width=1)
+
+
+def _thanks(c: Canvas, state: State, screen: Thanks) -> None:
+    _column(c, [(_text(state, "thanks"), c.both, c.ink.fg),
+                (f"您的评价：{_label(state, screen.level)}", (c.small,), c.ink.dim)],
+            c.frame, state.page)
+
+
+def _info(c: Canvas, state: State) -> None:
+    s, cfg, health = c.small, state.config, state.health
+    fields = [f"设备 {cfg.device_id or '未设置'}", f"窗口 {cfg.window_no}",
+              f"版本 {cfg.version or '未知'}"]
+    if "queue_depth" in health:
+        fields.append(f"待传 {health['queue_depth']}")
+    if "last_upload_at" in health:
+        fields.append(f"上传 {_when(health['last_upload_at'])}")
+    if "network" in health:
+        fields.append(f"网络 {NETWORK_TEXT.get(health['network'], health['network'])}")
+    if health.get("ip"):
+        fields.append(f"IP {health['ip']}")
+    rows = s.rows(c.frame.h)
+    lines = _pack(fields, s, c.w)
+    paged = len(lines) > rows
+    if paged:
+        lines = _pack(fields, s, c.w - BAR)
+    fitted = Fitted(s, tuple(paginate(lines, rows)), paged)
+    draw_fitted(c.draw, c.frame, fitted, state.page, fill=c.ink.fg)
+
+
+def _pack(fields, face: Face, width: int, sep: str = "  ") -> list[str]:
+    """Short fields share a line when they fit; a long one wraps on lines of its own."""
+    lines: list[str] = []
+    joinable = False
+    for field in fields:
+        wrapped = wrap(field, face, width)
+        if (len(wrapped) == 1 and joinable
+                and face.width(lines[-1] + sep + wrapped[0]) <= width):
+            lines[-1] += sep + wrapped[0]
+            continue
+        lines += wrapped
+        joinable = len(wrapped) == 1
+    return lines
+
+
+def _when(value) -> str:
+    if value in (None, ""):
+        return "无"
+    try:
+        if isinstance(value, (int, float)):
+            moment = datetime.fromtimestamp(value, CHINA)
+        else:
+            moment = datetime.fromisoformat(str(value))
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(CHINA)
+        return moment.strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+
+
+def _storage_error(c: Canvas, state: State) -> None:
+    code = "代码 " + storage_code(state.storage_error)
+    if state.pending:   # ratings held in memory until the store works again
+        code += f" 未存{len(state.pending)}"
+    _column(c, [("存储故障", c.both, c.ink.fg), ("请联系工作人员", (c.small,), c.ink.fg),
+                (code, (c.small,), c.ink.dim)], c.frame, state.page)
+
+
+def storage_code(error: str) -> str:
+    """A short code for a storage error, e.g. FULL-3A1C: a kind, then a checksum."""
+    low = error.lower()
+    kind = next((k for word, k in _STORAGE_KINDS if word in low), "E")
+    return f"{kind}-{_crc(error)}"
+
+
+def _crc(text: str) -> str:
+    return f"{zlib.crc32(text.encode('utf-8')) & 0xFFFF:04X}"
+
+
+# --- blocks of text ------------------------------------------------------------------------
+
+Block = tuple  # (text, faces, fill)
+
+
+def _fit_column(blocks: Sequence[Block], width: int, height: int, gap: int) -> list[Fitted]:
+    """Fit blocks stacked top to bottom; each leaves one line for every block after it."""
+    fits = []
+    remaining = height
+    for i, (value, faces, _fill) in enumerate(blocks):
+        reserve = sum(min(f.height for f in b[1]) + gap for b in blocks[i + 1:])
+        fitted = fit(value, faces, width, max(1, remaining - reserve))
+        fits.append(fitted)
+        remaining -= fitted.height + gap
+    return fits
+
+
+def _draw_column(c: Canvas, blocks, fits, box: Box, page: int, gap: int) -> None:
+    total = sum(f.height for f in fits) + gap * (len(fits) - 1)
+    y = box.y + max(0, (box.h - total) // 2)
+    for (_value, _faces, fill), fitted in zip(blocks, fits):
+        draw_fitted(c.draw, Box(box.x, y, box.w, fitted.height), fitted, page, fill=fill,
+                    align="center")
+        y += fitted.height + gap
+
+
+def _column(c: Canvas, blocks, box: Box, page: int, gap: int = 3) -> None:
+    """Blocks centred in `box`, each in the largest face that shows it whole."""
+    _draw_column(c, blocks, _fit_column(blocks, box.w, box.h, gap), box, page, gap)
+
+
+def _overlay(c: Canvas, blocks, page: int, area: Optional[Box] = None, gap: int = 2) -> None:
+    """A framed message over `area` (default: the whole frame), blocks centred in it.
+
+    The frame covers whole lines of the screen below, so nothing peeks out cut in half.
+    """
+    area = area or Box(0, 0, c.w, c.h)
+    pad = 2
+    c.box(area, c.ink.bg)
+    c.draw.rectangle(area.rect(), outline=c.ink.fg)
+    inner = Box(area.x + pad + 1, area.y + pad + 1, area.w - 2 * (pad + 1), area.h - 2 * (pad + 1))
+    _column(c, blocks, inner, page, gap)
