@@ -102,6 +102,22 @@ def _order(value):
     return None
 
 
+def _card_types(value):
+    known = ("resident", "hk_mo_tw", "foreign_2017", "foreign_2023")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        return f"unknown card type {unknown[0]!r}; known: " + ", ".join(known)
+    return None
+
+
+HARDWARE_DISPLAYS = ("ssd1306", "sh1106", "ssd1309", "ssd1322", "ssd1325")
+# luma.core.interface.serial.spi only takes these bus speeds
+SPI_SPEEDS_HZ = (500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000, 20_000_000,
+                 24_000_000, 28_000_000, 32_000_000)
+# BCM lines the buses own: I2C1 SDA/SCL, SPI0 CE1/CE0/MISO/MOSI/SCLK
+BUS_PINS = {"i2c": (2, 3), "spi": (7, 8, 9, 10, 11)}
+
+
 # --- sections -----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -139,7 +155,7 @@ class SiteSettings:
 class ButtonSettings:
     pin_factory: str = setting("lgpio", "gpiozero pin factory; \"mock\" simulates the buttons",
                                one_of("lgpio", "rpigpio", "pigpio", "native", "mock"))
-    pins: dict = setting({5: 17, 4: 27, 3: 22, 2: 23, 1: 24},
+    pins: dict = setting({5: 17, 4: 27, 3: 22, 2: 23, 1: 16},
                          "BCM GPIO of each level's button", _gpio_map)
     leds: dict = setting({5: 5, 4: 6, 3: 13, 2: 19, 1: 26},
                          "BCM GPIO of each level's LED", _gpio_map)
@@ -154,16 +170,18 @@ class ButtonSettings:
 
 @dataclass(frozen=True)
 class DisplaySettings:
-    driver: str = setting("ssd1306", "luma device: ssd1306, sh1106, ssd1309, ssd1322, ssd1325, "
-                                     "ssd1327; simulated: console, pygame, capture, gifanim, dummy",
-                          one_of("ssd1306", "sh1106", "ssd1309", "ssd1322", "ssd1325", "ssd1327",
-                                 "console", "pygame", "capture", "gifanim", "dummy"))
+    driver: str = setting("ssd1306", "luma device: ssd1306, sh1106, ssd1309 (128x64), ssd1322, "
+                                     "ssd1325 (256x64 / 128x64 greyscale); simulated: console, "
+                                     "pygame, capture, gifanim, dummy",
+                          one_of(*HARDWARE_DISPLAYS, "console", "pygame", "capture", "gifanim",
+                                 "dummy"))
     interface: str = setting("i2c", "\"i2c\" or \"spi\" (hardware drivers only)", one_of("i2c", "spi"))
     i2c_port: int = setting(1, "I2C bus number", int_range(0, 20))
     i2c_address: int = setting(0x3C, "I2C address of the panel", int_range(0x03, 0x77))
     spi_port: int = setting(0, "SPI bus", int_range(0, 6))
     spi_device: int = setting(0, "SPI chip select", int_range(0, 3))
-    spi_speed_hz: int = setting(8_000_000, "SPI clock", int_range(500_000, 32_000_000))
+    spi_speed_hz: int = setting(8_000_000, "SPI clock; one of the rates luma.core accepts",
+                                one_of(*SPI_SPEEDS_HZ))
     gpio_dc: int = setting(24, "SPI data/command GPIO (BCM)", int_range(0, 53))
     gpio_reset: int = setting(25, "SPI reset GPIO (BCM)", int_range(0, 53))
     width: int = setting(128, "panel width in pixels", one_of(128, 256))
@@ -194,6 +212,8 @@ class TimeoutSettings:
     hint_s: int = setting(3, "how long a hint stays", int_range(1, 30))
     page_s: int = setting(3, "long texts turn a page after this", int_range(1, 30))
     fault_s: int = setting(5, "how long the fault screen stays", int_range(1, 60))
+    info_s: int = setting(15, "how long the device information screen (a button held while "
+                              "idle) stays", int_range(3, 120))
 
 
 @dataclass(frozen=True)
@@ -246,12 +266,20 @@ class CentralSettings:
 
 @dataclass(frozen=True)
 class ReaderSettings:
-    port: str = setting("", "serial port of the ID-card reader, best a /dev/serial/by-id/ name "
-                            "(kiosk mode); \"sim\" simulates one")
+    driver: str = setting("serial", "kiosk mode: \"serial\" reader on `port`, \"simulated\" "
+                                    "reader on a pseudo-terminal, or \"none\" (kiosk-app "
+                                    "invitations only)", one_of("serial", "simulated", "none"))
+    port: str = setting("/dev/pingjia-reader", "serial port of the ID-card reader: the udev "
+                                               "name the installer makes, or a "
+                                               "/dev/serial/by-id/ name")
     baud: int = setting(0, "0 probes 115200, 57600, 38400, 19200 and 9600", one_of(0, 9600, 19200, 38400, 57600, 115200))
     poll_ms: int = setting(400, "how often the reader looks for a card", int_range(300, 5000))
     lookup_timeout_s: int = setting(5, "kiosk: how long the lookup of a card holder's businesses may take",
                                     int_range(1, 30))
+    card_types: list = setting(["resident", "hk_mo_tw", "foreign_2017", "foreign_2023"],
+                               "card types that may look up businesses: resident (居民身份证), "
+                               "hk_mo_tw (港澳台居民居住证), foreign_2017 and foreign_2023 "
+                               "(外国人永久居留身份证)", _card_types)
 
 
 @dataclass(frozen=True)
@@ -326,7 +354,32 @@ def from_dict(data: Mapping[str, Any], source: str = "<settings>", text: str | N
         sections[name] = _build_section(cls, name, raw, report)
     if problems:
         raise ConfigError(problems)
-    return Settings(**sections, source=source)
+    result = Settings(**sections, source=source)
+    for key, message in _pin_conflicts(result):
+        report(key, message)
+    if problems:
+        raise ConfigError(problems)
+    return result
+
+
+def _pin_conflicts(settings: "Settings"):
+    """Two parts wired to one GPIO line cannot both work; say which keys collide."""
+    owners: dict[int, str] = {}
+    d = settings.display
+    if d.driver in HARDWARE_DISPLAYS:
+        for pin in BUS_PINS[d.interface]:
+            owners[pin] = f"display.interface ({d.interface} bus)"
+    uses = [(f"buttons.pins.{lvl}", pin) for lvl, pin in sorted(settings.buttons.pins.items())]
+    uses += [(f"buttons.leds.{lvl}", pin) for lvl, pin in sorted(settings.buttons.leds.items())]
+    if d.driver in HARDWARE_DISPLAYS and d.interface == "spi":
+        uses += [("display.gpio_dc", d.gpio_dc), ("display.gpio_reset", d.gpio_reset)]
+    if settings.sound.driver == "buzzer":
+        uses.append(("sound.pin", settings.sound.pin))
+    for key, pin in uses:
+        if pin in owners:
+            yield key, f"GPIO {pin} is already used by {owners[pin]}"
+        else:
+            owners[pin] = key
 
 
 def _build_section(cls, name, raw, report):

@@ -1,6 +1,6 @@
 """The screen: any luma device behind one small `Display` wrapper.
 
-Hardware: ssd1306, sh1106, ssd1309 (mono), ssd1322, ssd1325, ssd1327 (greyscale) over
+Hardware: ssd1306, sh1106, ssd1309 (mono), ssd1322, ssd1325 (greyscale) over
 I2C or SPI. Simulated: `dummy` (luma.core, keeps the last image), `capture` (PNG per
 frame) and `gifanim` (one GIF at close) into `output_dir`, `pygame` (a window), and
 `console` (half-block art in the terminal, see drivers/console.py).
@@ -25,17 +25,15 @@ import os
 from PIL import Image
 
 import luma.core.error
+from config.settings import HARDWARE_DISPLAYS as HARDWARE  # spi_speed_hz is checked there too
 from drivers.pins import HardwareError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Display", "DisplayError", "open_display", "HARDWARE", "SIMULATED"]
 
-HARDWARE = ("ssd1306", "sh1106", "ssd1309", "ssd1322", "ssd1325", "ssd1327")
 SIMULATED = ("dummy", "capture", "gifanim", "pygame", "console")
-GREYSCALE = ("ssd1322", "ssd1325", "ssd1327")
-# luma.core.interface.serial.spi accepts only these clocks (up to the settings' 32 MHz).
-SPI_SPEEDS = tuple(int(mhz * 1_000_000) for mhz in (0.5, 1, 2, 4, 8, 16, 20, 24, 28, 32))
+GREYSCALE = ("ssd1322", "ssd1325")
 
 
 class DisplayError(HardwareError):
@@ -183,10 +181,6 @@ def _open_hardware(settings):
         if settings.interface == "i2c":
             serial = i2c(port=settings.i2c_port, address=settings.i2c_address)
         else:
-            if settings.spi_speed_hz not in SPI_SPEEDS:
-                raise DisplayError(
-                    f"display.spi_speed_hz = {settings.spi_speed_hz} is not a clock luma "
-                    "supports; use one of " + ", ".join(str(s) for s in SPI_SPEEDS))
             serial = spi(port=settings.spi_port, device=settings.spi_device,
                          bus_speed_hz=settings.spi_speed_hz,
                          gpio_DC=settings.gpio_dc, gpio_RST=settings.gpio_reset)

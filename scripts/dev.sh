@@ -37,7 +37,7 @@ need_venv() {
   # reinstall only when the package definition changed
   if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[test,sim]'
+    "$VENV/bin/python" -m pip install -q --config-settings editable_mode=compat -e '.[test,sim]'
     touch "$stamp"
   fi
 }

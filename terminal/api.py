@@ -198,38 +198,7 @@ class Operations:
             seen.add(item.project_no)
         visit_id = body.get("visit_id") or str(uuid.uuid4())
         staff = Staff(**_stripped(body["staff"])) if "staff" in body else None
-        self._check_new(visit_id, items)
         return self._ask(lambda rid: Invite(visit_id, items, staff, rid))
-
-    def _check_new(self, visit_id: str, items) -> None:
-        """Refuse what would break 一次一评 before the flow sees it.
-
-        The open visit itself may be posted again (a retry); a closed one may not be
-        reopened, and a business rated once is not rated again. Ratings not yet in the
-        store (reasons being chosen, drafts held during a storage failure) count too.
-        """
-        state = self.terminal.snapshot()
-        current = flow.open_visit(state)
-        if current is not None and current.visit_id == visit_id:
-            return
-        held = [d for d in state.pending if isinstance(d, dict)]
-        underway = set()
-        if isinstance(state.screen, flow.Tagging):
-            underway = {b.project_no for b in state.screen.visit.items}
-        with self._reader() as reader:
-            try:
-                closed = reader.visit(visit_id) or [d for d in held if d.get("visit_id") == visit_id]
-                if closed:
-                    raise ApiFailure(409, "visit_closed", f"visit {visit_id} is already closed "
-                                     f"({closed[0]['kind']}); use a new visit_id")
-                for item in items:
-                    pn = item.project_no
-                    if (pn in underway or reader.rated(pn) or any(
-                            d.get("project_no") == pn and d.get("kind") == "rating" for d in held)):
-                        raise ApiFailure(409, "already_rated", f"business {pn} has already been "
-                                         "rated (一次一评: one rating per service)", project_no=pn)
-            except (StorageError, sqlite3.Error) as exc:
-                raise ApiFailure(503, "storage_failed", f"cannot read the records: {exc}") from None
 
     def visit(self, visit_id: str):
         deadline = time.monotonic() + SAVING_GRACE_S

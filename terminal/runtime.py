@@ -10,18 +10,20 @@ import threading
 from functools import partial
 from pathlib import Path
 
+from agent.wake import notify as wake_agent, wake_path
 from config import tags as tag_lists
 from drivers.buttons import ButtonPanel
 from drivers.display import open_display
 from drivers.fonts import find_fonts
 from drivers.pins import make_pin_factory
 from drivers.sound import open_sound
+from terminal import central
 from terminal import clock as clocks
 from terminal import flow, screens
 from terminal.api import ApiServer, load_token
 from terminal.secret import load_secret
 from terminal.service import Terminal
-from terminal.store import DB_NAME, Store
+from terminal.store import DB_NAME, Reader, Store, central_config, central_etag
 
 log = logging.getLogger("pingjia.terminal")
 
@@ -68,11 +70,17 @@ class Runtime:
         self._closers.append(self.sound.close)
 
         config = flow.FlowConfig.from_settings(settings, self.tags, VERSION)
+        # the central system's tags/texts/timeouts, as the agent stored them; followed in health()
+        self.central = central.Watcher(config, lambda: central_etag(self.store.db),
+                                       lambda: central_config(self.store.db))
+        config = self.central.poll() or config
         self.terminal = Terminal(
             config, store=self.store, clock=self.clock, display=self.display,
             render=partial(screens.render, fonts=self.fonts),
             render_fault=screens.render_fault_plain, leds=self._set_leds, sound=self.sound,
             health=self.health)
+        wake = wake_path(settings.device.data_dir)  # the sync agent uploads at once
+        self.terminal.listeners.append(lambda stored: wake_agent(wake))
         self.panel = ButtonPanel(settings.buttons, on_event=self._button,
                                  clock_ms=self.clock.mono_ms, pin_factory=self.pin_factory)
         self._closers.append(self.panel.close)
@@ -95,14 +103,25 @@ class Runtime:
             panel.set_leds(lit)
 
     def health(self) -> dict:
-        """What the screens may show about the device (queue, network)."""
-        return {"queue_depth": self.store.pending_count()}
+        """What the screens may show about the device (queue, last upload); the Terminal
+        calls this every 2 s, which is also when a new central config is taken up."""
+        changed = self.central.poll()
+        if changed is not None:
+            self.terminal.post(flow.ConfigChanged(changed))
+        view = self.store.sync_view()
+        return {"queue_depth": view["queue_depth"], "last_upload_at": view["last_upload_at"]}
 
     def status(self) -> dict:
-        """Hardware part of GET /v1/status."""
-        return {"version": VERSION, "device_id": self.settings.device.id,
-                "hardware": {"display": self.display.health(), "buttons": self.panel.health(),
-                             "sound": self.settings.sound.driver}}
+        """Hardware and sync parts of GET /v1/status."""
+        out = {"version": VERSION, "device_id": self.settings.device.id,
+               "hardware": {"display": self.display.health(), "buttons": self.panel.health(),
+                            "sound": self.settings.sound.driver}}
+        try:
+            with Reader(db_path(self.settings)) as reader:  # this thread's own connection
+                out.update(reader.sync_view())
+        except Exception:
+            log.exception("sync view failed")  # the API reports the storage error itself
+        return out
 
     def run(self, stop: threading.Event) -> None:
         self.terminal.run(stop)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import sqlite3
 import threading
 from collections import deque
+from dataclasses import replace
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Callable, Optional
 
@@ -119,17 +121,41 @@ class Terminal:
 
     def _step(self, event) -> None:
         self.stats["events"] += 1
+        if isinstance(event, flow.Invite):
+            try:
+                event = self._with_store_facts(event)
+            except StorageError as exc:
+                self._resolve(Reply(event.request_id, 503, {
+                    "error": "storage_failed", "message": f"cannot read the records: {exc}"}))
+                return
         now = self.clock.now()
         try:
-            self.state, effects = flow.step(self.state, event, now)
+            state, effects = flow.step(self.state, event, now)
         except Exception as exc:  # failsafe: keep going with the state we had
             self.stats["faults"] += 1
             log.exception("flow failed on %s", type(event).__name__)
             self.state = flow.fail(self.state, now, f"{type(exc).__name__}")
             self._answer_failed(event)
             return
+        # Records first, then the new state: a reader (the API) that no longer sees a
+        # visit open finds it in the store, never in neither place.
         for effect in effects:
-            self._apply(effect)
+            if isinstance(effect, Append):
+                self._apply(effect)
+        self.state = state
+        for effect in effects:
+            if not isinstance(effect, Append):
+                self._apply(effect)
+
+    def _with_store_facts(self, event: flow.Invite) -> flow.Invite:
+        """What the store knows about an invitation, read on this thread so that no
+        other invitation can slip in between the check and the step."""
+        try:
+            stored = self.store.visit(event.visit_id)
+            rated = frozenset(b.project_no for b in event.items if self.store.rated(b.project_no))
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
+        return replace(event, stored_kind=stored[0]["kind"] if stored else None, stored_rated=rated)
 
     def _apply(self, effect) -> None:
         if isinstance(effect, Append):
@@ -204,7 +230,7 @@ class Terminal:
             log.exception("render failed")
             if self.render_fault is None:
                 return
-            image = self.render_fault(self.display.size, self.display.mode, "显示异常")
+            image = self.render_fault(self.display.size, self.display.mode, "显示异常 render error")
         try:
             self.display.show(image)
             self.stats["frames"] += 1

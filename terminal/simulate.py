@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from config import settings as config_settings
@@ -35,7 +34,7 @@ def add_command(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="run the evaluator on simulated hardware",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--demo", action="store_true",
-                   help="sign in a sample staff member and invite sample businesses by itself")
+                   help="invite sample businesses by itself whenever the window is idle")
     p.add_argument("--headless", action="store_true",
                    help="draw nothing; keys still come from standard input")
     p.add_argument("--display", choices=("console", "pygame", "capture", "gifanim", "dummy"),
@@ -77,7 +76,12 @@ def run_command(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
-    runtime = Runtime(settings, secret=secret)
+    from terminal.serve import startup_errors
+    try:
+        runtime = Runtime(settings, secret=secret)
+    except startup_errors() as exc:
+        print(f"pingjia simulate: {exc}", file=sys.stderr)
+        return 1
     try:
         sim = Simulator(runtime, args, stop)
         sim.start()
@@ -129,9 +133,12 @@ class Simulator:
         if self.interactive:
             _cbreak(self.stdin.fileno())
         threading.Thread(target=self._keys, name="sim-keys", daemon=True).start()
+        # A window has someone at it: without staff, invitations would be refused
+        # (site.require_staff). PUT/DELETE /v1/staff change it like at a real window.
+        staff_id, name = sample_staff(self.rng)
+        self.terminal.post(flow.SignIn(flow.Staff(staff_id, name)))  # the loop starts later
+        self._say(f"staff {name} ({staff_id}) signed in")
         if self.args.demo:
-            staff_id, name = sample_staff(self.rng)
-            self.terminal.request(lambda rid: flow.SignIn(flow.Staff(staff_id, name), rid))
             threading.Thread(target=self._demo, name="sim-demo", daemon=True).start()
         self._say("ready: " + HELP)
 

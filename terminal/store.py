@@ -16,11 +16,12 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
-import sqlite_utils
-
 from terminal import records as rec
 
-SCHEMA_VERSION = 1
+# sqlite_utils is imported where a Database is made (connect), not here: the sync agent
+# reads and marks the outbox on a plain sqlite3 connection and stays small.
+
+SCHEMA_VERSION = 2
 DB_NAME = "pingjia.db"
 BUSY_TIMEOUT_MS = 10_000
 
@@ -52,27 +53,62 @@ def _create_v1(db: sqlite_utils.Database) -> None:
                    f"BEGIN SELECT RAISE(ABORT, 'records are append-only'); END")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _create_v1}
+DELIVERY_STATUSES = ("pending", "delivered", "rejected")
 
 
-def connect(path: str | Path) -> sqlite_utils.Database:
+def _sync_v2(db) -> None:
+    """The sync agent's tables: corrected times, the central config, status guard, indexes."""
+    statuses = ", ".join(f"'{s}'" for s in DELIVERY_STATUSES)
+    for op in ("INSERT", "UPDATE"):
+        db.execute(f"CREATE TRIGGER delivery_status_{op.lower()} BEFORE {op} ON delivery "
+                   f"WHEN NEW.status NOT IN ({statuses}) "
+                   f"BEGIN SELECT RAISE(ABORT, 'unknown delivery status'); END")
+    db.execute("CREATE INDEX delivery_rejected ON delivery(seq) WHERE status = 'rejected'")
+    db.execute("CREATE INDEX records_unsynced ON records(boot_id, seq) WHERE clock_synced = 0")
+    db.execute("CREATE INDEX records_kind_level ON records(kind, level)")  # metrics counts
+    db.execute("CREATE TABLE central_config (id INTEGER PRIMARY KEY CHECK (id = 1), etag TEXT, "
+               "body TEXT NOT NULL, fetched_at TEXT NOT NULL)")
+    # corrected times sent for records made while the clock was not synchronised; the
+    # signed record never changes. status: the central system's answer (delivered/rejected)
+    db.execute("CREATE TABLE corrections (seq INTEGER PRIMARY KEY REFERENCES records(seq), "
+               "invited_at TEXT, rated_at TEXT, basis TEXT NOT NULL, status TEXT NOT NULL, "
+               "error TEXT, updated_at TEXT NOT NULL)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _create_v1, 2: _sync_v2}
+
+
+def open_connection(path: str | Path) -> sqlite3.Connection:
+    """A plain connection with the store's settings (autocommit; transactions are explicit)."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    return sqlite_utils.Database(conn)
+    return conn
+
+
+def connect(path: str | Path) -> sqlite_utils.Database:
+    import sqlite_utils
+    return sqlite_utils.Database(open_connection(path))
+
+
+def schema_version(db) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
 
 
 def migrate(db: sqlite_utils.Database) -> int:
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version = schema_version(db)
     if version > SCHEMA_VERSION:
         raise StorageError(f"database schema {version} is newer than this software "
                            f"({SCHEMA_VERSION}); install the newer version")
     for target in range(version + 1, SCHEMA_VERSION + 1):
         db.execute("BEGIN IMMEDIATE")
         try:
+            if schema_version(db) >= target:  # the other process migrated meanwhile
+                db.execute("COMMIT")
+                continue
             MIGRATIONS[target](db)
             db.execute(f"PRAGMA user_version = {target}")
             db.execute("COMMIT")
@@ -80,6 +116,38 @@ def migrate(db: sqlite_utils.Database) -> int:
             db.execute("ROLLBACK")
             raise
     return SCHEMA_VERSION
+
+
+_PENDING_COUNT = "SELECT count(*) FROM delivery WHERE status = 'pending'"
+
+
+def sync_view(db) -> dict:
+    """The sync state for GET /v1/status (names as the local API documents them).
+
+    `db` is anything with `execute` (a sqlite3 connection or a sqlite_utils Database).
+    """
+    oldest = db.execute("SELECT coalesce(r.rated_at, r.invited_at) FROM delivery d "
+                        "JOIN records r ON r.seq = d.seq WHERE d.status = 'pending' "
+                        "ORDER BY d.seq LIMIT 1").fetchone()
+    last = db.execute("SELECT value FROM meta WHERE key = 'last_upload_at'").fetchone()
+    return {
+        "queue_depth": db.execute(_PENDING_COUNT).fetchone()[0],
+        "oldest_unsent_at": oldest[0] if oldest else None,
+        "rejected": db.execute("SELECT count(*) FROM delivery WHERE status = 'rejected'").fetchone()[0],
+        "last_upload_at": last[0] if last else None,
+    }
+
+
+def central_config(db) -> tuple[str | None, dict] | None:
+    """The last good config pulled from the central system: (etag, body), or None."""
+    row = db.execute("SELECT etag, body FROM central_config WHERE id = 1").fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def central_etag(db) -> str | None:
+    """Cheap check whether the central config changed (the terminal polls this)."""
+    row = db.execute("SELECT coalesce(etag, fetched_at) FROM central_config WHERE id = 1").fetchone()
+    return row[0] if row else None
 
 
 def row_to_record(row: Mapping) -> dict:
@@ -124,8 +192,10 @@ class Reader:
         return row[0] or 0
 
     def pending_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]
+        return self.db.execute(_PENDING_COUNT).fetchone()[0]
 
+    def sync_view(self) -> dict:
+        return sync_view(self.db)
 
     def integrity_check(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]

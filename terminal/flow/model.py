@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
+from config.settings import TextSettings
 from config.tags import Tag, TagList
 
 
@@ -39,9 +40,19 @@ class Visit:
     real_name: bool = False
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A business the kiosk's lookup found for a card holder: finished, not yet rated."""
+    business: Business
+    staff_name: str = ""
+    finished_at: str = ""
+
+
 # --- configuration ------------------------------------------------------------
 
 TAG_ROLES = ("up", "down", "toggle", "back", "submit")
+CARD_TYPES = ("resident", "hk_mo_tw", "foreign_2017", "foreign_2023")
+DEFAULT_TEXTS = {name: f.default for name, f in TextSettings.__dataclass_fields__.items()}
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class FlowConfig:
     hint_ms: int = 3_000
     page_ms: int = 3_000
     fault_ms: int = 5_000
+    info_ms: int = 15_000
     retry_ms: int = 5_000
     device_id: str = ""
     window_no: str = "01"
@@ -69,9 +81,12 @@ class FlowConfig:
     dept_name: str = ""
     require_staff: bool = True
     version: str = ""
+    lookup_ms: int = 5_000            # kiosk: the central lookup's own timeout
+    card_types: tuple = CARD_TYPES    # kiosk: card types that may look up businesses
 
     def text(self, key: str) -> str:
-        return self.texts.get(key, "")
+        """A screen text: the configured one, else the settings' documented default."""
+        return self.texts.get(key) or DEFAULT_TEXTS.get(key, "")
 
     def role_of(self, button: int, roles=TAG_ROLES):
         """What a button does on a list screen: by its position, left to right."""
@@ -86,11 +101,13 @@ class FlowConfig:
                    texts=texts, order=tuple(settings.buttons.order),
                    invite_ms=t.invite_s * 1000, tags_ms=t.tags_s * 1000,
                    thanks_ms=t.thanks_s * 1000, hint_ms=t.hint_s * 1000,
-                   page_ms=t.page_s * 1000, fault_ms=t.fault_s * 1000,
+                   page_ms=t.page_s * 1000, fault_ms=t.fault_s * 1000, info_ms=t.info_s * 1000,
                    device_id=settings.device.id, window_no=site.window_no,
                    hall_name=site.hall_name, hall_code=site.hall_code,
                    area_code=site.area_code, pf=site.pf, dept_code=site.dept_code,
-                   dept_name=site.dept_name, require_staff=site.require_staff, version=version)
+                   dept_name=site.dept_name, require_staff=site.require_staff, version=version,
+                   lookup_ms=settings.reader.lookup_timeout_s * 1000,
+                   card_types=tuple(settings.reader.card_types))
 
 
 # --- screens (the mode the flow is in) ------------------------------------------
@@ -159,16 +176,22 @@ class State:
     storage_error: str = ""
     retry_at: int = 0
     health: Mapping[str, object] = field(default_factory=dict)
+    lookups: int = 0             # kiosk: id of the last lookup started
 
 
 # --- events -------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Invite:
+    """An invitation. The shell fills in what the store knows (`stored_kind`: kind of a
+    stored record of this visit; `stored_rated`: project_nos among the items already
+    rated) on the event thread, so that 一次一评 is checked atomically with the step."""
     visit_id: str
     items: tuple[Business, ...]
     staff: Optional[Staff] = None
     request_id: Optional[int] = None
+    stored_kind: Optional[str] = None
+    stored_rated: frozenset = frozenset()
 
 
 @dataclass(frozen=True)
@@ -226,6 +249,34 @@ class StoreFailed:
 
 
 @dataclass(frozen=True)
+class CardRead:
+    """Kiosk: a card was read. `cert_no` travels only in this event and in StartLookup;
+    the flow never keeps it in a state, and repr() leaves it out."""
+    card_type: str
+    cert_type: str
+    masked_name: str
+    cert_no: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CardFailed:
+    """Kiosk: a card was placed but not read, or the reader failed."""
+    reason: str  # "unreadable", "unsupported", "reader_fault"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LookupDone:
+    """Kiosk: the answer to StartLookup `lookup_id`: businesses found, or an error
+    ("network", "timeout", "refused", "server", "unavailable"). The shell fills in
+    `stored_rated` (project_nos among them the store has rated) like Invite's."""
+    lookup_id: int
+    businesses: tuple = ()       # of Finished
+    error: Optional[str] = None
+    stored_rated: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
 class Health:
     """Status the screens may show (queue depth, network); from the service."""
     values: Mapping[str, object]
@@ -243,6 +294,15 @@ class Reply:
     request_id: Optional[int]
     status: int
     body: Mapping
+
+
+@dataclass(frozen=True)
+class StartLookup:
+    """Kiosk: ask the central system for this card holder's finished businesses."""
+    lookup_id: int
+    cert_type: str
+    cert_no: str = field(repr=False)
+    timeout_ms: int = 5_000
 
 
 @dataclass(frozen=True)

@@ -123,8 +123,8 @@ def _reply(request_id, status, body):
     return Reply(request_id, status, dict(body))
 
 
-def _error(request_id, status, code, message):
-    return Reply(request_id, status, {"error": code, "message": message})
+def _error(request_id, status, code, message, **extra):
+    return Reply(request_id, status, {"error": code, "message": message, **extra})
 
 
 # --- events from the local API ----------------------------------------------------
@@ -133,7 +133,15 @@ def _invite(state: State, ev: Invite, now: Now):
     cfg = state.config
     current = open_visit(state)
     if current is not None and current.visit_id == ev.visit_id:
+        if tuple(ev.items) != current.items:
+            return state, (_error(ev.request_id, 409, "visit_conflict",
+                                  f"visit {ev.visit_id} is open with other businesses; a retry "
+                                  "must repeat the same items, a new invitation needs a new "
+                                  "visit_id"),)
         return state, (_reply(ev.request_id, 201, {"visit_id": ev.visit_id, "state": "open"}),)
+    refusal = _once_only(state, ev)
+    if refusal is not None:
+        return state, (refusal,)
     if state.storage_error:
         return state, (_error(ev.request_id, 503, "storage_failed",
                               "the device cannot store records: " + state.storage_error),)
@@ -153,6 +161,29 @@ def _invite(state: State, ev: Invite, now: Now):
     effects += [Sound("invite"), _reply(ev.request_id, 201,
                                         {"visit_id": ev.visit_id, "state": "open"})]
     return state, tuple(effects)
+
+
+def _once_only(state: State, ev: Invite):
+    """Refuse what would break 一次一评: reopening a closed visit, rating a business twice.
+
+    Ratings not yet in the store count too: reasons being chosen, drafts held while the
+    storage fails.
+    """
+    held = [d for d in state.pending if isinstance(d, dict)]
+    closed = ev.stored_kind or next((d["kind"] for d in held if d.get("visit_id") == ev.visit_id), None)
+    if closed:
+        return _error(ev.request_id, 409, "visit_closed",
+                      f"visit {ev.visit_id} is already closed ({closed}); use a new visit_id")
+    underway = ({b.project_no for b in state.screen.visit.items}
+                if isinstance(state.screen, Tagging) else set())
+    held_rated = {d.get("project_no") for d in held if d.get("kind") == "rating"}
+    for item in ev.items:
+        pn = item.project_no
+        if pn in ev.stored_rated or pn in underway or pn in held_rated:
+            return _error(ev.request_id, 409, "already_rated",
+                          f"business {pn} has already been rated (一次一评: one rating per "
+                          "service)", project_no=pn)
+    return None
 
 
 def _cancel(state: State, ev: Cancel, now: Now):
@@ -203,7 +234,7 @@ def _press(state: State, ev, now: Now):
         return _go(state, Idle(), now), ()
     if isinstance(screen, Idle) and not state.paused:
         if isinstance(ev, Hold):
-            return _go(state, Info(now.mono_ms + cfg.thanks_ms * 3), now), ()
+            return _go(state, Info(now.mono_ms + cfg.info_ms), now), ()
         return replace(state, hint=cfg.text("idle_hint"), hint_until=now.mono_ms + cfg.hint_ms), ()
     return state, ()  # saving, thanks, paused: a press means nothing
 

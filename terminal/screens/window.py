@@ -7,7 +7,7 @@ before rating (item name, business serial number, staff name: rules.md) is never
 Layouts are written once and parameterised by the panel size and the fonts' measures:
 on a 256 px panel the same code gives wider lines, merged info lines and a large prompt.
 Mode "1" panels (ssd1306, sh1106) get inverse bars for emphasis; greyscale "L" panels
-(ssd1322, ssd1325, ssd1327) also get dim grey for secondary text.
+(ssd1322, ssd1325) also get dim grey for secondary text.
 """
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, ellips
 SIZES = ((128, 64), (256, 64))
 MODES = ("1", "L")
 
-DEFAULT_TEXTS = {"welcome": "欢迎您，请办理业务", "rate_prompt": "请您对本次服务评价",
-                 "thanks": "感谢您的评价", "paused": "暂停服务",
-                 "idle_hint": "请办理业务后再评价", "title": "好差评"}
 ROLE_TEXT = {"up": "上移", "down": "下移", "toggle": "选择", "back": "返回", "submit": "提交"}
 ROLE_SHORT = {"up": "▲", "down": "▼", "toggle": "选", "back": "返", "submit": "交"}
 NETWORK_TEXT = {"online": "在线", "offline": "离线"}
@@ -132,7 +129,7 @@ def render_out_of_service(size=(128, 64), mode: str = "1", fonts=None) -> Image.
 # --- the screens ------------------------------------------------------------------------
 
 def _text(state: State, key: str) -> str:
-    return state.config.text(key) or DEFAULT_TEXTS.get(key, "")
+    return state.config.text(key)
 
 
 def _label(state: State, level) -> str:

@@ -120,3 +120,28 @@ def test_tag_file_setting(tmp_path):
     got = tags.for_settings(s.defaults().with_values({"tags": {"file": str(f)}}))
     assert got.version == "9" and got.for_level(2)[0].subject == "staff"
     assert got.for_level(5) == ()
+
+
+def test_two_parts_on_one_gpio_are_refused_with_both_keys():
+    text = """
+[buttons]
+pins = {5 = 17, 4 = 27, 3 = 22, 2 = 23, 1 = 24}
+[display]
+interface = "spi"
+driver = "ssd1322"
+width = 256
+"""
+    with pytest.raises(ConfigError) as err:
+        s.loads(text, "pingjia.toml")
+    message = str(err.value)
+    assert "display.gpio_dc" in message and "GPIO 24" in message and "buttons.pins.1" in message
+
+
+def test_a_button_on_the_i2c_bus_is_refused():
+    with pytest.raises(ConfigError, match="buttons.pins.5.*GPIO 2 .*i2c bus"):
+        s.loads("[buttons]\npins = {5 = 2, 4 = 27, 3 = 22, 2 = 23, 1 = 16}\n", "f.toml")
+
+
+def test_spi_speed_must_be_one_luma_accepts():
+    with pytest.raises(ConfigError, match="spi_speed_hz"):
+        s.loads("[display]\nspi_speed_hz = 3000000\n", "f.toml")

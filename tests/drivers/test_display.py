@@ -296,11 +296,6 @@ def test_spi_without_gpio_library_says_what_to_install():
         open_display(DisplaySettings(driver="ssd1306", interface="spi"))
 
 
-def test_spi_clock_luma_cannot_use():
-    with pytest.raises(DisplayError, match="spi_speed_hz"):
-        open_display(DisplaySettings(driver="ssd1306", interface="spi", spi_speed_hz=10_000_000))
-
-
 def test_missing_spi_device_names_dtparam():
     exc = luma.core.error.DeviceNotFoundError("SPI device not found")
     text = _explain(DisplaySettings(interface="spi", spi_port=0, spi_device=1), exc)

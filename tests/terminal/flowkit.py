@@ -6,6 +6,7 @@ effects in order, answer Append with Stored or StoreFailed), so tests read as st
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from config.tags import builtin
 from terminal import flow
@@ -47,6 +48,8 @@ class Flow:
         effects_seen = []
         while queue:
             ev = queue.pop(0)
+            if isinstance(ev, flow.Invite):
+                ev = self.with_store_facts(ev)
             self.state, effects = flow.step(self.state, ev, self.clock.now())
             for eff in effects:
                 effects_seen.append(eff)
@@ -61,6 +64,13 @@ class Flow:
                 elif isinstance(eff, flow.Sound):
                     self.sounds.append(eff.name)
         return effects_seen
+
+    def with_store_facts(self, ev: flow.Invite) -> flow.Invite:
+        """What the service reads from the store before it steps an invitation."""
+        stored = [r for r in self.records if r["visit_id"] == ev.visit_id]
+        rated = {r["project_no"] for r in self.records if r["kind"] == "rating"}
+        return replace(ev, stored_kind=stored[0]["kind"] if stored else None,
+                       stored_rated=frozenset(b.project_no for b in ev.items) & rated)
 
     def request(self, make):
         self.send(make(next(self._ids)))

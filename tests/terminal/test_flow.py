@@ -283,12 +283,13 @@ def test_storage_failure_shows_error_keeps_drafts_and_retries():
     assert f.state.storage_error == "disk full"
     assert f.screen == "Idle"  # no thanks for a rating that is not stored
     assert len(f.state.pending) == 1
-    assert f.invite(visit_id="v2").status == 503
+    assert f.invite(business(2), visit_id="v2").status == 503
+    assert f.invite(visit_id="v3").body["error"] == "already_rated"  # held, not yet stored
     f.fail_store = False
     f.advance(config().retry_ms)
     assert [r["level"] for r in f.records] == [5]
     assert f.state.storage_error == "" and f.state.pending == ()
-    assert f.invite(visit_id="v2").status == 201
+    assert f.invite(business(2), visit_id="v2").status == 201
 
 
 def test_records_made_during_a_storage_failure_keep_their_order():
@@ -346,3 +347,13 @@ def test_page_counter_turns():
     f.invite()
     f.advance(config().page_ms * 2)
     assert f.state.page == 2
+
+
+def test_a_retried_invitation_must_repeat_its_items():
+    f = Flow()
+    assert f.invite(visit_id="v").status == 201
+    assert f.invite(visit_id="v").status == 201  # the same request again: still open
+    reply = f.invite(business(1), business(2), visit_id="v")
+    assert (reply.status, reply.body["error"]) == (409, "visit_conflict")
+    f.press(5)
+    assert [r["project_no"] for r in f.records] == [business(1).project_no]

@@ -1,0 +1,1 @@
+"""The sync agent: delivers stored records to the central system and keeps settings in step."""
