@@ -15,10 +15,13 @@ from typing import Iterable, NamedTuple, Optional
 from terminal import store
 
 
+CACHE_KIB = 512  # the agent reads each record once: a small page cache keeps it small
+
+
 class Row(NamedTuple):
     seq: int
     record_id: str
-    json: str  # the signed record as stored
+    json: bytes  # the signed record as stored (UTF-8 JSON)
 
 
 class Candidate(NamedTuple):
@@ -39,6 +42,7 @@ class Outbox:
                                      f"first start (check device.data_dir)")
         try:
             self.conn = store.open_connection(path)
+            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             version = store.schema_version(self.conn)
             if version == 0:
                 raise store.StorageError(f"{path} holds no records store yet: start the terminal first")
@@ -74,7 +78,8 @@ class Outbox:
     def next_batch(self, limit: int) -> list[Row]:
         """The oldest pending records (from the partial index on pending delivery rows)."""
         rows = self.conn.execute(
-            "SELECT d.seq, r.record_id, r.json FROM delivery d JOIN records r ON r.seq = d.seq "
+            "SELECT d.seq, r.record_id, CAST(r.json AS BLOB) FROM delivery d "
+            "JOIN records r ON r.seq = d.seq "
             "WHERE d.status = 'pending' ORDER BY d.seq LIMIT ?", [limit]).fetchall()
         return [Row(*r) for r in rows]
 

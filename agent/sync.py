@@ -280,6 +280,9 @@ class Agent:
         try:
             answer = self._call("GET", f"/v1/devices/{quote(self.device_id)}/config", None, headers)
         except Transient as exc:
+            if exc.status == 404:  # no_config: this device runs on its local settings
+                log.info("the central system has no config for this device")
+                return True
             log.warning("central config not fetched: %s", exc)
             return False
         if answer.status == 304:

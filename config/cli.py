@@ -21,6 +21,7 @@ COMMANDS = (
     "terminal.client",
     "config.commands",
     "drivers.idcard.cli",
+    "agent.cli",
 )
 
 

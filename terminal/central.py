@@ -7,8 +7,11 @@ changed, posts `flow.ConfigChanged(apply(base, central))`, where `base` is the F
 of the local settings: the central values always replace the local ones, never pile up.
 
 The config is `{"tags": {"version", "levels": {"1": [{"code", "text"}], ...}},
-"texts": {<keys of the [texts] settings>}, "invite_s", "tags_s", "thanks_s"}`; every key
-is optional, unknown keys are ignored (a newer central system may send more).
+"texts": {<keys of the [texts] settings>}, "invite_timeout_s", "tags_timeout_s",
+"thanks_timeout_s"}` (the contract's names; the [timeouts] names `invite_s`, `tags_s`,
+`thanks_s` are taken too); every key is optional, unknown keys are ignored (a newer
+central system may send more). Values are checked like the settings file: same keys,
+same length limits, same ranges.
 """
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ from config.errors import ConfigError, Problem
 log = logging.getLogger("pingjia.terminal")
 
 SOURCE = "central config"
-# central key (also the key of the [timeouts] settings) → FlowConfig field
-TIMEOUTS = {"invite_s": "invite_ms", "tags_s": "tags_ms", "thanks_s": "thanks_ms"}
+# [timeouts] setting → (FlowConfig field, the central API's name for it)
+TIMEOUTS = {"invite_s": ("invite_ms", "invite_timeout_s"), "tags_s": ("tags_ms", "tags_timeout_s"),
+            "thanks_s": ("thanks_ms", "thanks_timeout_s")}
 LEVEL_KEYS = ("1", "2", "3", "4", "5")
 
 
@@ -34,7 +38,10 @@ def validate(body: Any) -> dict:
     if not isinstance(body, Mapping):
         raise ConfigError([Problem(SOURCE, None, "", "must be a JSON object")])
     out: dict = {}
-    problems: list[Problem] = []
+    problems = [Problem(SOURCE, None, key, "must be an object") for key in ("tags", "texts")
+                if key in body and not isinstance(body[key], Mapping)]
+    if problems:
+        raise ConfigError(problems)
     if "tags" in body:
         try:
             tag_lists.parse(body["tags"], SOURCE)
@@ -46,7 +53,8 @@ def validate(body: Any) -> dict:
     local = {}
     if "texts" in body:
         local["texts"] = body["texts"]
-    timeouts = {k: body[k] for k in TIMEOUTS if k in body}
+    timeouts, clashes = _timeouts(body)
+    problems += clashes
     if timeouts:
         local["timeouts"] = timeouts
     try:
@@ -59,6 +67,18 @@ def validate(body: Any) -> dict:
         out["texts"] = dict(body["texts"])
     out.update(timeouts)
     return out
+
+
+def _timeouts(body: Mapping) -> tuple[dict, list[Problem]]:
+    """Timeouts under their settings names; a value given under both names must agree."""
+    out, problems = {}, []
+    for setting, (_, api_name) in TIMEOUTS.items():
+        given = {k: body[k] for k in (api_name, setting) if k in body}
+        if len(set(map(repr, given.values()))) > 1:
+            problems.append(Problem(SOURCE, None, api_name, f"differs from {setting}"))
+        if given:
+            out[setting] = next(iter(given.values()))
+    return out, problems
 
 
 def _national_levels(levels: Mapping) -> list[Problem]:
@@ -83,9 +103,8 @@ def apply(config, central: Mapping):
         changes["tags"] = tag_lists.parse(central["tags"], SOURCE)
     if "texts" in central:
         changes["texts"] = {**config.texts, **central["texts"]}
-    for key, field in TIMEOUTS.items():
-        if key in central:
-            changes[field] = int(central[key]) * 1000
+    for setting, value in _timeouts(central)[0].items():
+        changes[TIMEOUTS[setting][0]] = int(value) * 1000
     return dataclasses.replace(config, **changes)
 
 

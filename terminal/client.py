@@ -78,6 +78,28 @@ class LocalClient:
     def status(self) -> dict:
         return self._call("GET", "/v1/status")
 
+    # --- technician calls (docs/cli.md) --------------------------------------------------
+
+    def reload_config(self) -> dict:
+        """Re-read the settings file; the answer says what changed and what needs a restart."""
+        return self._call("POST", "/v1/config/reload")
+
+    def start_test(self, kind: str, seconds: Optional[int] = None) -> dict:
+        """Start the "display" or "buttons" test on the terminal's own hardware."""
+        body: dict = {"kind": kind}
+        if seconds is not None:
+            body["seconds"] = seconds
+        return self._call("POST", "/v1/test", body)
+
+    def test_progress(self) -> dict:
+        return self._call("GET", "/v1/test")
+
+    def stop_test(self) -> dict:
+        return self._call("DELETE", "/v1/test")
+
+    def reader_test(self) -> dict:
+        return self._call("GET", "/v1/test/reader")
+
     # --- HTTP -----------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, body=None) -> dict:

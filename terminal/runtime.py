@@ -21,6 +21,9 @@ from terminal import central
 from terminal import clock as clocks
 from terminal import flow, screens
 from terminal.api import ApiServer, load_token
+from terminal.lookup import LookupClient
+from terminal.reader import KioskReader
+from terminal.salvage import ensure_intact
 from terminal.secret import load_secret
 from terminal.service import Terminal
 from terminal.store import DB_NAME, Reader, Store, central_config, central_etag
@@ -58,6 +61,8 @@ class Runtime:
         secret = secret if secret is not None else load_secret(settings)
         token = load_token(settings.api) if api else None
 
+        # integrity check; a damaged database is set aside and salvaged (terminal/salvage.py)
+        self.salvage = ensure_intact(db_path(settings), hash_alg=settings.device.hash_alg)
         self.store = Store(db_path(settings), device_id=settings.device.id, secret=secret,
                            hash_alg=settings.device.hash_alg, boot_id=clocks.boot_id())
         self._closers.append(self.store.close)
@@ -69,6 +74,10 @@ class Runtime:
         self.sound = open_sound(settings.sound, self.pin_factory)
         self._closers.append(self.sound.close)
 
+        self.lookup = self.reader = None
+        if settings.device.mode == "kiosk":
+            self._open_lookup(settings, secret)
+
         config = flow.FlowConfig.from_settings(settings, self.tags, VERSION)
         # the central system's tags/texts/timeouts, as the agent stored them; followed in health()
         self.central = central.Watcher(config, lambda: central_etag(self.store.db),
@@ -78,12 +87,16 @@ class Runtime:
             config, store=self.store, clock=self.clock, display=self.display,
             render=partial(screens.render, fonts=self.fonts),
             render_fault=screens.render_fault_plain, leds=self._set_leds, sound=self.sound,
-            health=self.health)
+            health=self.health, lookup=self.lookup)
         wake = wake_path(settings.device.data_dir)  # the sync agent uploads at once
         self.terminal.listeners.append(lambda stored: wake_agent(wake))
         self.panel = ButtonPanel(settings.buttons, on_event=self._button,
                                  clock_ms=self.clock.mono_ms, pin_factory=self.pin_factory)
         self._closers.append(self.panel.close)
+        if settings.device.mode == "kiosk" and settings.reader.driver != "none":
+            self.reader = KioskReader(settings.reader, self.terminal.post)
+            self._closers.append(self.reader.close)
+            self.reader.start()
 
         self.api = None
         if api:
@@ -92,7 +105,18 @@ class Runtime:
             self.api.start()
             self._closers.append(self.api.stop)
 
+    def _open_lookup(self, settings, secret) -> None:
+        if not settings.central.url:
+            log.warning("kiosk mode without central.url: card lookups will say the service "
+                        "is unavailable")
+            return
+        self.lookup = LookupClient.from_settings(settings, secret, self._post)
+        self._closers.append(self.lookup.close)
+
     # --- glue ---------------------------------------------------------------------
+
+    def _post(self, event) -> None:
+        self.terminal.post(event)
 
     def _button(self, kind: str, level: int) -> None:
         self.terminal.post(flow.Hold(level) if kind == "hold" else flow.Press(level))
@@ -109,13 +133,20 @@ class Runtime:
         if changed is not None:
             self.terminal.post(flow.ConfigChanged(changed))
         view = self.store.sync_view()
-        return {"queue_depth": view["queue_depth"], "last_upload_at": view["last_upload_at"]}
+        values = {"queue_depth": view["queue_depth"], "last_upload_at": view["last_upload_at"]}
+        if self.reader is not None:
+            values["reader"] = self.reader.health()["state"]
+        return values
 
     def status(self) -> dict:
         """Hardware and sync parts of GET /v1/status."""
         out = {"version": VERSION, "device_id": self.settings.device.id,
                "hardware": {"display": self.display.health(), "buttons": self.panel.health(),
                             "sound": self.settings.sound.driver}}
+        if self.reader is not None:
+            out["hardware"]["reader"] = self.reader.health()
+        if self.salvage is not None:
+            out["salvage"] = self.salvage.as_dict()
         try:
             with Reader(db_path(self.settings)) as reader:  # this thread's own connection
                 out.update(reader.sync_view())
@@ -123,8 +154,9 @@ class Runtime:
             log.exception("sync view failed")  # the API reports the storage error itself
         return out
 
-    def run(self, stop: threading.Event) -> None:
-        self.terminal.run(stop)
+    def run(self, stop: threading.Event, on_turn=None) -> None:
+        """The event loop until `stop`; `on_turn()` after each turn (the watchdog ping)."""
+        self.terminal.run(stop, on_turn)
 
     def _close_display(self) -> None:
         try:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -49,6 +50,7 @@ log = logging.getLogger("pingjia.terminal")
 SIDE_FILES = ("-wal", "-shm", "-journal")
 DAMAGED = ".damaged-"
 BUILDING = ".salvage"
+READING = ".salvage-read"
 META_KEY = "salvaged_from"
 # seqs probed one by one past the last row a scan reached (a bound against garbage)
 MAX_PROBE = 1_000_000
@@ -143,6 +145,7 @@ def ensure_intact(path: str | Path, *, hash_alg: str,
 
 def _finish_interrupted(path: Path) -> None:
     """A salvage stopped between its two renames: finish it, or drop a half-built copy."""
+    _remove(path.with_name(path.name + READING))
     building = path.with_name(path.name + BUILDING)
     if not building.exists():
         return
@@ -157,8 +160,7 @@ def _finish_interrupted(path: Path) -> None:
         _fsync_dir(path.parent)
         log.error("finished an interrupted salvage of %s", path)
         return
-    for suffix in ("",) + SIDE_FILES:
-        Path(str(building) + suffix).unlink(missing_ok=True)
+    _remove(building)
 
 
 def _completed(building: Path) -> bool:
@@ -175,14 +177,18 @@ def _completed(building: Path) -> bool:
 # --- the salvage -------------------------------------------------------------------
 
 def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: float) -> Salvage:
-    conn = _open_ro(path)
+    copy = _readable_copy(path)
     try:
-        meta = _read_meta(conn)
-        alg = meta.get("hash_alg", hash_alg)
-        found, known_max = _read_records(conn, alg)
-        tables = {name: _read_table(conn, name, set(found)) for name in _seq_tables(conn)}
+        conn = _open_ro(copy)
+        try:
+            meta = _read_meta(conn)
+            alg = meta.get("hash_alg", hash_alg)
+            found, known_max = _read_records(conn, alg)
+            tables = {name: _read_table(conn, name, set(found)) for name in _seq_tables(conn)}
+        finally:
+            conn.close()
     finally:
-        conn.close()
+        _remove(copy)
 
     stamp = when.astimezone(timezone.utc)
     damaged = _damaged_name(path, stamp)
@@ -215,6 +221,36 @@ def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: f
     _fsync_dir(path.parent)
     log.error("%s", result.summary())
     return result
+
+
+def _readable_copy(path: Path) -> Path:
+    """A copy of the damaged database (and its -wal) to read from.
+
+    The original stays exactly as it was found. In the copy, a header that counts more
+    pages than the file holds (a truncated file) is made to fit: otherwise SQLite
+    refuses to read even the schema.
+    """
+    copy = path.with_name(path.name + READING)
+    _remove(copy)
+    shutil.copyfile(path, copy)
+    wal = Path(str(path) + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, str(copy) + "-wal")
+    with open(copy, "r+b") as f:
+        header = f.read(100)
+        if len(header) == 100 and header.startswith(b"SQLite format 3\0"):
+            page_size = int.from_bytes(header[16:18], "big")
+            page_size = 65536 if page_size == 1 else page_size
+            pages = os.fstat(f.fileno()).st_size // max(page_size, 512)
+            if int.from_bytes(header[28:32], "big") > pages:
+                f.seek(28)
+                f.write(pages.to_bytes(4, "big"))
+    return copy
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("",) + SIDE_FILES:
+        Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def _damaged_name(path: Path, stamp: datetime) -> Path:
@@ -325,8 +361,7 @@ def _read_table(conn, table: str, seqs: set) -> tuple[list, list]:
 
 
 def _build(building: Path, found: dict, tables: dict, meta: dict, report) -> Salvage:
-    for suffix in ("",) + SIDE_FILES:
-        Path(str(building) + suffix).unlink(missing_ok=True)
+    _remove(building)
     conn = sqlite3.connect(str(building), isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode = DELETE")  # one file, ready to rename

@@ -5,8 +5,10 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from config import settings as config_settings
+from terminal.sdnotify import Notifier
 
 log = logging.getLogger("pingjia.terminal")
 
@@ -31,22 +33,59 @@ def startup_errors() -> tuple:
     return tuple(errors)
 
 
+class LoopHeartbeat:
+    """Called by the event loop after every turn: READY=1 on the first (the first frame
+    is drawn by then), then WATCHDOG=1 at most once per `watchdog_interval_s`. It runs
+    on the loop's own thread, so a stuck loop stops the pings and systemd restarts
+    the service (WatchdogSec= in systemd/pingjia-terminal.service)."""
+
+    def __init__(self, notifier: Notifier, status: str, clock=time.monotonic):
+        self.notifier = notifier
+        self.status = status
+        self.clock = clock
+        self.ready = False
+        self._next_ping = None
+
+    def __call__(self) -> None:
+        if not self.ready:
+            self.ready = True
+            self.notifier.ready(self.status)
+        interval = self.notifier.watchdog_interval_s
+        now = self.clock()
+        if interval is not None and (self._next_ping is None or now >= self._next_ping):
+            self.notifier.watchdog()
+            self._next_ping = now + interval
+
+
 def run_command(args) -> int:
     from terminal.runtime import Runtime
 
     settings = config_settings.load(args.config or config_settings.DEFAULT_PATH)
+    notifier = Notifier()
     stop = threading.Event()
+
+    def on_signal(signum, frame):
+        notifier.stopping()  # systemd: the stop is ours, not a crash
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
+    notifier.status("starting: checking the database, opening the hardware")
     try:
         runtime = Runtime(settings)
     except startup_errors() as exc:
         print(f"pingjia terminal: {exc}", file=sys.stderr)
+        notifier.status(f"failed: {exc}")
         return 1
     log.warning("terminal %s started (%s mode, window %s)", settings.device.id,
                 settings.device.mode, settings.site.window_no)
+    status = (f"serving window {settings.site.window_no} ({settings.device.mode}), "
+              f"local API port {settings.api.port}")
+    if runtime.salvage is not None:
+        status += "; " + runtime.salvage.summary()
     try:
-        runtime.run(stop)
+        runtime.run(stop, on_turn=LoopHeartbeat(notifier, status))
     finally:
+        notifier.status("stopping: out-of-service frame, releasing the hardware")
         runtime.close()
     return 0

@@ -36,11 +36,14 @@ class Terminal:
 
     `display` needs `show(image)`, `size` and `mode`; `leds` is a callable taking the
     set of lit levels; `sound` needs `play(name)`; `render(state, size, mode)` draws.
+    `lookup` (kiosk) takes a StartLookup and answers later by posting a LookupDone.
     """
 
     def __init__(self, config, *, store, clock, display, render, leds=None, sound=None,
-                 render_fault=None, health: Optional[Callable[[], dict]] = None):
+                 render_fault=None, health: Optional[Callable[[], dict]] = None,
+                 lookup: Optional[Callable[[flow.StartLookup], None]] = None):
         self.store = store
+        self.lookup = lookup
         self.clock = clock
         self.display = display
         self.render = render
@@ -90,10 +93,15 @@ class Terminal:
         """Draw the first frame."""
         self._draw()
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, on_turn: Optional[Callable[[], None]] = None) -> None:
+        """Draw the first frame, then handle events until `stop`. `on_turn()` runs on
+        this thread after every turn (at least every 0.5 s): the systemd watchdog ping,
+        which therefore stops when the loop is stuck."""
         self.start()
         while not stop.is_set():
             self.run_once(max_wait_s=0.5)
+            if on_turn is not None:
+                on_turn()
 
     def run_once(self, max_wait_s: float = 0.5) -> None:
         wait = self._wait_s(max_wait_s)
@@ -121,6 +129,8 @@ class Terminal:
 
     def _step(self, event) -> None:
         self.stats["events"] += 1
+        if isinstance(event, flow.LookupDone):
+            event = self._lookup_facts(event)
         if isinstance(event, flow.Invite):
             try:
                 event = self._with_store_facts(event)
@@ -157,9 +167,30 @@ class Terminal:
             raise StorageError(str(exc)) from exc
         return replace(event, stored_kind=stored[0]["kind"] if stored else None, stored_rated=rated)
 
+    def _lookup_facts(self, event: flow.LookupDone) -> flow.LookupDone:
+        """Which businesses found by a kiosk lookup the store has rated (一次一评)."""
+        try:
+            rated = frozenset(f.business.project_no for f in event.businesses
+                              if self.store.rated(f.business.project_no))
+        except (sqlite3.Error, StorageError) as exc:
+            log.error("cannot read the records for a lookup: %s", exc)
+            return replace(event, businesses=(), error="storage")
+        return replace(event, stored_rated=rated)
+
+    def _start_lookup(self, effect: flow.StartLookup) -> None:
+        try:
+            if self.lookup is None:
+                raise RuntimeError("this terminal has no lookup client (central.url unset?)")
+            self.lookup(effect)
+        except Exception as exc:
+            log.error("kiosk lookup %d not started: %s", effect.lookup_id, exc)
+            self._followups.append(flow.LookupDone(effect.lookup_id, error="unavailable"))
+
     def _apply(self, effect) -> None:
         if isinstance(effect, Append):
             self._append(effect.drafts)
+        elif isinstance(effect, flow.StartLookup):
+            self._start_lookup(effect)
         elif isinstance(effect, Reply):
             self._resolve(effect)
         elif isinstance(effect, Sound):

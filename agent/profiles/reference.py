@@ -1,7 +1,7 @@
 """The reference profile: the records exactly as stored and signed (the wire contract).
 
 The stored JSON is the signed record, so the batch is put together from the stored text
-without parsing it: `{"records": [<record>, ...]}`.
+without decoding or parsing it: `{"records": [<record>, ...]}`.
 """
 from __future__ import annotations
 
@@ -9,4 +9,4 @@ from typing import Sequence
 
 
 def encode(rows: Sequence) -> bytes:
-    return b'{"records":[' + b",".join(row.json.encode("utf-8") for row in rows) + b"]}"
+    return b'{"records":[' + b",".join(row.json for row in rows) + b"]}"

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from terminal.screens.window import MODES, SIZES, render, render_out_of_service, storage_code
+from terminal.screens.window import MODES, SIZES, render_out_of_service, storage_code
+# The kiosk's render draws its own screens and hands all others to the window's.
+from terminal.screens.kiosk import render
 
 __all__ = ["MODES", "SIZES", "render", "render_out_of_service", "render_fault_plain",
            "storage_code"]

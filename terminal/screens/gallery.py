@@ -35,6 +35,15 @@ LONG_ITEM = Business("330106202611220002",
 BATCH = (Business("330106202611220003", "个体工商户设立登记"),
          Business("330106202611220004", "食品经营许可（仅销售预包装食品备案）"),
          Business("330106202611220005", "户外广告设施设置审批"))
+# Kiosk: a fictitious card holder (the ID number has a valid check character) and the
+# businesses the lookup finds for them.
+CARD = flow.CardRead("resident", "111", "张*丰", "110101199003070035")
+FOUND = (flow.Finished(Business("330106202611200017", "城乡居民基本养老保险参保登记",
+                                dept_name="区人力资源和社会保障局"),
+                       "陈静", "2026-11-20T15:02:11+08:00"),
+         flow.Finished(Business("330106202611210033", "户籍迁入", dept_name="区公安分局"),
+                       "李建国", "2026-11-21T10:40:00+08:00"),
+         flow.Finished(LONG_ITEM, "王芳", "2026-11-22T09:20:01+08:00"))
 HEALTH = {"queue_depth": 12, "last_upload_at": "2026-11-22T08:59:30+08:00",
           "network": "online", "ip": "192.168.10.23"}
 
@@ -119,6 +128,40 @@ def gallery_states(config: Optional[FlowConfig] = None) -> list[tuple[str, State
         ("info", run().send(Health(HEALTH), Hold(5)).state),
         ("storage_error", storage.state),
         ("fault", invite(SHORT_ITEM).fault("ZeroDivisionError: division by zero").state),
+    ] + kiosk_states(cfg)
+
+
+def kiosk_states(cfg: FlowConfig) -> list[tuple[str, State]]:
+    """The kiosk's screens; names start with "kiosk-" (docs/kiosk.md shows them)."""
+    kiosk = replace(cfg, mode="kiosk")
+
+    def card(event=CARD) -> _Run:
+        return _Run(kiosk).send(event)
+
+    def found(*items) -> _Run:
+        r = card()
+        return r.send(flow.LookupDone(r.state.lookups, tuple(items)))
+
+    def notice(*events) -> State:
+        return _Run(kiosk).send(*events).state
+
+    return [
+        ("kiosk-idle", _Run(kiosk).state),
+        ("kiosk-idle_hint", _Run(kiosk).send(Press(5)).state),
+        ("kiosk-idle_reader_fault", _Run(kiosk).send(Health({"reader": "disconnected"})).state),
+        ("kiosk-looking_up", card().state),
+        ("kiosk-looking_up_foreign", card(flow.CardRead("foreign_2023", "553", "玛*", "0")).state),
+        ("kiosk-choose", found(*FOUND).state),
+        ("kiosk-choose_long", found(*FOUND).role("down", "down").state),
+        ("kiosk-choose_long_p1", found(*FOUND).role("down", "down").pages(1).state),
+        ("kiosk-rate", found(*FOUND).role("submit").state),
+        ("kiosk-not_found", found().state),
+        ("kiosk-network", card().send(flow.LookupDone(1, error="network")).state),
+        ("kiosk-timeout", card().send(flow.LookupDone(1, error="timeout")).state),
+        ("kiosk-lookup_failed", card().send(flow.LookupDone(1, error="refused")).state),
+        ("kiosk-unreadable", notice(flow.CardFailed("unreadable"))),
+        ("kiosk-unsupported", notice(flow.CardFailed("unsupported"))),
+        ("kiosk-reader_fault", notice(flow.CardFailed("reader_fault"))),
     ]
 
 

@@ -77,7 +77,8 @@ def test_screen_matches_its_golden(name, size, mode):
 
 def test_gallery_covers_every_screen_type():
     kinds = {type(state.screen).__name__ for state in STATES.values()}
-    assert kinds == {"Idle", "Invited", "Tagging", "Saving", "Thanks", "Info"}
+    assert kinds == {"Idle", "Invited", "Tagging", "Saving", "Thanks", "Info",
+                     "LookingUp", "Choosing", "Notice"}
     assert STATES["paused"].paused and STATES["paused_message"].pause_message
     assert STATES["storage_error"].storage_error and STATES["fault"].fault
     assert STATES["idle_hint"].hint

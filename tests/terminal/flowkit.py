@@ -38,6 +38,7 @@ class Flow:
         self.records: list[dict] = []
         self.replies: list[Reply] = []
         self.sounds: list[str] = []
+        self.lookups: list[flow.StartLookup] = []  # kiosk: lookups asked for, in order
         self.fail_store = False
         self._ids = itertools.count(1)
         if staff:
@@ -48,7 +49,7 @@ class Flow:
         effects_seen = []
         while queue:
             ev = queue.pop(0)
-            if isinstance(ev, flow.Invite):
+            if isinstance(ev, (flow.Invite, flow.LookupDone)):
                 ev = self.with_store_facts(ev)
             self.state, effects = flow.step(self.state, ev, self.clock.now())
             for eff in effects:
@@ -63,12 +64,18 @@ class Flow:
                     self.replies.append(eff)
                 elif isinstance(eff, flow.Sound):
                     self.sounds.append(eff.name)
+                elif isinstance(eff, flow.StartLookup):
+                    self.lookups.append(eff)
         return effects_seen
 
-    def with_store_facts(self, ev: flow.Invite) -> flow.Invite:
-        """What the service reads from the store before it steps an invitation."""
-        stored = [r for r in self.records if r["visit_id"] == ev.visit_id]
+    def with_store_facts(self, ev):
+        """What the service reads from the store before it steps an invitation or a
+        kiosk lookup's answer."""
         rated = {r["project_no"] for r in self.records if r["kind"] == "rating"}
+        if isinstance(ev, flow.LookupDone):
+            return replace(ev, stored_rated=frozenset(
+                f.business.project_no for f in ev.businesses) & rated)
+        stored = [r for r in self.records if r["visit_id"] == ev.visit_id]
         return replace(ev, stored_kind=stored[0]["kind"] if stored else None,
                        stored_rated=frozenset(b.project_no for b in ev.items) & rated)
 

@@ -1,0 +1,80 @@
+"""`pingjia agent [--once]`: the sync agent service (systemd: pingjia-agent.service).
+
+Also `python -m agent`, which imports nothing but the agent (the lean way to run it as a
+service: `pingjia` loads every command's module first).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from config import settings as config_settings
+from config.errors import ConfigError
+
+log = logging.getLogger("pingjia.agent")
+
+
+def add_command(subparsers) -> None:
+    p = subparsers.add_parser("agent", help="run the sync agent (uploads records to the central system)")
+    _arguments(p)
+    p.set_defaults(func=run_command)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true",
+                   help="deliver what is pending and exit: 0 when everything is delivered, 1 otherwise")
+    # SUPPRESS: `pingjia --config F agent` keeps F unless `agent --config` names another
+    p.add_argument("--config", default=argparse.SUPPRESS,
+                   help="settings file (default /etc/pingjia/pingjia.toml; env PINGJIA_CONFIG)")
+
+
+def run_command(args) -> int:
+    from agent.sync import ONCE_ATTEMPTS, Agent
+    from terminal.secret import SecretError, load_secret
+    from terminal.store import StorageError
+
+    settings = config_settings.load(getattr(args, "config", None) or config_settings.DEFAULT_PATH)
+    if not settings.central.url:
+        print(f"pingjia agent: central.url is not set in {settings.source}: nothing to sync to",
+              file=sys.stderr)
+        return 2
+    try:
+        agent = Agent(settings, secret=load_secret(settings), wake=not args.once,
+                      max_attempts=ONCE_ATTEMPTS if args.once else None)
+    except (SecretError, StorageError) as exc:
+        print(f"pingjia agent: {exc}", file=sys.stderr)
+        return 1
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: agent.stop())
+    try:
+        if args.once:
+            return agent.run_once()
+        log.warning("agent %s started: %s, profile %s, batches of %d", settings.device.id,
+                    settings.central.url, settings.central.profile, agent.batch_size)
+        agent.run()
+        log.warning("agent stopped")
+        return 0
+    finally:
+        agent.close()
+
+
+def main(argv=None) -> int:
+    """`python -m agent`: the same command without the rest of the `pingjia` CLI."""
+    parser = argparse.ArgumentParser(prog="python -m agent", description="Pingjia sync agent")
+    _arguments(parser)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    args = parser.parse_args(argv)
+    if not getattr(args, "config", None):
+        args.config = os.environ.get("PINGJIA_CONFIG")
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run_command(args)
+    except ConfigError as exc:
+        print(f"pingjia agent: settings error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
