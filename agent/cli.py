@@ -25,7 +25,8 @@ def add_command(subparsers) -> None:
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--once", action="store_true",
-                   help="deliver what is pending and exit: 0 when everything is delivered, 1 otherwise")
+                   help="deliver what is pending and exit: 0 everything delivered, 1 records still "
+                        "pending, 2 settings error, 3 records parked as rejected")
     # SUPPRESS: `pingjia --config F agent` keeps F unless `agent --config` names another
     p.add_argument("--config", default=argparse.SUPPRESS,
                    help="settings file (default /etc/pingjia/pingjia.toml; env PINGJIA_CONFIG)")

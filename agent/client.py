@@ -85,9 +85,11 @@ class Central:
         self.hash_alg = hash_alg
         self.timeout = (float(central.timeout_s), float(central.timeout_s))  # (connect, read)
         self.session = session or requests.Session()
-        tls = tls_options(central)
-        self.session.verify = tls["verify"]
-        self.session.cert = tls["cert"]
+        # Also passed with every request: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+        # from the environment override a session's own `verify`, and a private CA must win.
+        self.tls = tls_options(central)
+        self.session.verify = self.tls["verify"]
+        self.session.cert = self.tls["cert"]
         self.wall = wall
         self.mono_ms = mono_ms
         self.on_server_time = on_server_time
@@ -116,7 +118,7 @@ class Central:
         sent.update(headers or {})
         try:
             resp = self.session.request(method, self.base + path, data=body, headers=sent,
-                                        timeout=self.timeout)
+                                        timeout=self.timeout, **self.tls)
             content = resp.content  # read it all here so a dropped body is a Transient too
         except requests.RequestException as exc:
             raise Transient(f"{method} {path}: {type(exc).__name__}: {exc}") from None

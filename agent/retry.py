@@ -55,6 +55,13 @@ def _log_retry(retry_state) -> None:
     log.log(level, "%s; try %d failed, next in %.1f s", exc, retry_state.attempt_number, wait)
 
 
+def _exponential_jitter(initial: float, cap: float, jitter: float) -> wait_base:
+    try:
+        return wait_exponential_jitter(multiplier=initial, max=cap, jitter=jitter)
+    except TypeError:  # tenacity before 9.1 calls it `initial` (deprecated since)
+        return wait_exponential_jitter(initial=initial, max=cap, jitter=jitter)
+
+
 def policy(*, sleep: Callable[[float], None], stopping: Callable[[], bool],
            max_attempts: Optional[int] = None, initial: float = INITIAL_S,
            cap: float = CAP_S, jitter: float = JITTER_S) -> tenacity.Retrying:
@@ -64,7 +71,7 @@ def policy(*, sleep: Callable[[float], None], stopping: Callable[[], bool],
         stop = stop | tenacity.stop_after_attempt(max_attempts)
     return tenacity.Retrying(
         sleep=sleep,
-        wait=wait_retry_after(wait_exponential_jitter(initial=initial, max=cap, jitter=jitter)),
+        wait=wait_retry_after(_exponential_jitter(initial, cap, jitter)),
         retry=retry_if_exception_type(Transient),
         stop=stop,
         before_sleep=_log_retry,

@@ -38,6 +38,8 @@ CORRECTIONS_ATTEMPTS = 3   # corrections never hold up records: they are tried a
 ONCE_ATTEMPTS = 8          # `--once`: about a minute of backoff, then give up for this run
 CONFIG_RETRY_S = 60
 METRICS_EVERY_S = 10
+EXIT_PENDING = 1           # `--once` exit codes (2 is the CLI's settings error)
+EXIT_PARKED = 3
 DELIVERED = {"accepted": "delivered", "duplicate": "delivered", "rejected": "rejected"}
 
 
@@ -96,6 +98,26 @@ def outcomes(body: Optional[dict], sent: Sequence) -> list[tuple[int, str, Optio
     return out
 
 
+_libc = None
+
+
+def _give_back_memory() -> None:
+    """Hand the freed heap of a batch back to the system (glibc malloc_trim).
+
+    glibc keeps freed heap pages mapped; without this the agent's RSS stays a batch's
+    worth above its idle size after every drain. A no-op without glibc.
+    """
+    global _libc
+    try:
+        if _libc is None:
+            import ctypes
+            _libc = ctypes.CDLL("libc.so.6")
+        if _libc:
+            _libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        _libc = False
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -129,7 +151,7 @@ class Agent:
         self.boot_id = boot_id or current_boot_id()
         self.notifier = notifier or Notifier()
         self.stopper = Stopper()
-        self._sleeper = sleep or self._sleep
+        self._sleeper = sleep if sleep is not None else self._sleep
         self.time = TrustedTime(wall=wall, mono_ms=mono_ms, kernel_synced=kernel_synced)
         data_dir = Path(settings.device.data_dir)
         self.outbox = Outbox(db_path or data_dir / DB_NAME, device_id=self.device_id,
@@ -174,13 +196,17 @@ class Agent:
             self.notifier.stopping()
 
     def run_once(self) -> int:
-        """`--once`: config, drain, corrections, heartbeat, metrics; 0 if all delivered."""
+        """`--once`: config, drain, corrections, heartbeat, metrics. The exit code: 0 all
+        delivered; 1 records still pending (central not reachable, try again later);
+        3 nothing pending but records parked as rejected (a technician must look)."""
         self.pull_config()
         self.drain()
         self.heartbeat()
         self.write_metrics(force=True)
         view = self.outbox.sync_view()
-        return 0 if view["queue_depth"] == 0 and view["rejected"] == 0 else 1
+        if view["queue_depth"]:
+            return EXIT_PENDING
+        return EXIT_PARKED if view["rejected"] else 0
 
     def stop(self) -> None:
         """Ask the loop to end after the current request (signal-safe)."""
@@ -217,10 +243,14 @@ class Agent:
 
     def upload_batch(self) -> int:
         """Send the oldest pending batch until it gets an answer; mark it. Rows handled."""
-        rows = self.outbox.next_batch(self.batch_size)
+        if hasattr(self.profile, "HEAD"):  # the body straight from SQLite: less memory
+            rows, body = self.outbox.next_raw_batch(self.batch_size, self.profile.HEAD,
+                                                    self.profile.TAIL)
+        else:
+            rows = self.outbox.next_batch(self.batch_size)
+            body = self.profile.encode(rows) if rows else b""
         if not rows:
             return 0
-        body = self.profile.encode(rows)
         tries = 0
 
         def attempt():
@@ -233,11 +263,13 @@ class Agent:
         rejected = [(seq, error) for seq, status, error in result if status == "rejected"]
         for seq, error in rejected:
             log.warning("record seq %d rejected by the central system: %s (parked)", seq, error)
-        self.stats["uploaded"] += len(rows) - len(rejected)
+        del rows, body
+        _give_back_memory()
+        self.stats["uploaded"] += len(result) - len(rejected)
         self.stats["rejected"] += len(rejected)
         self.stats["batches"] += 1
-        log.debug("batch of %d delivered after %d tries", len(rows), tries)
-        return len(rows)
+        log.debug("batch of %d delivered after %d tries", len(result), tries)
+        return len(result)
 
     # --- clock corrections ------------------------------------------------------------
 

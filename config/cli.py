@@ -20,8 +20,14 @@ COMMANDS = (
     "terminal.serve",
     "terminal.client",
     "config.commands",
+    "config.status",
+    "config.hwtest",
+    "config.enroll",
+    "config.outbox",
+    "config.doctor",
     "drivers.idcard.cli",
     "agent.cli",
+    "agent.receiver.cli",
 )
 
 
@@ -53,6 +59,11 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `pingjia status | head`: the reader left; say nothing more and leave no traceback
+        # (the interpreter would print one when it flushes stdout at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

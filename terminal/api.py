@@ -37,6 +37,7 @@ from terminal import flow
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
 from terminal.service import REPLY_TIMEOUT_S, FlowBusy
 from terminal.store import Reader, StorageError
+from terminal.technician import Refused, Technician
 
 log = logging.getLogger("pingjia.api")
 
@@ -168,11 +169,12 @@ class Operations:
     """What each call does, apart from HTTP: takes parsed input, returns (status, body)."""
 
     def __init__(self, terminal, db_path, status: Optional[Callable[[], dict]] = None,
-                 reply_timeout: float = REPLY_TIMEOUT_S):
+                 reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None):
         self.terminal = terminal
         self.db_path = db_path
         self.extra_status = status
         self.reply_timeout = reply_timeout
+        self.technician = technician or Technician(terminal)
 
     def _reader(self) -> Reader:
         try:
@@ -274,6 +276,37 @@ class Operations:
         return 200, out
 
 
+    # --- technician calls (docs/local-api.md, `pingjia config|test`) ---------------------
+
+    def reload_config(self):
+        try:
+            return 200, self.technician.reload(self._ask_ok)
+        except Refused as r:
+            raise ApiFailure(r.status, r.code, r.message, **r.extra) from None
+
+    def _ask_ok(self, make_event):
+        status, body = self._ask(make_event)
+        if status >= 400:
+            raise ApiFailure(status, body.get("error", "internal"), body.get("message", ""))
+        return body
+
+    def start_test(self, body: dict):
+        return self._ask(lambda rid: self.technician.start_event(body, rid))
+
+    def test_progress(self):
+        from terminal.flow.testing import progress
+        answer = progress(self.terminal.snapshot(), self.terminal.clock.mono_ms())
+        if not answer:
+            raise ApiFailure(404, "no_test", "no test has run since the terminal started")
+        return 200, answer
+
+    def stop_test(self):
+        return self._ask(lambda rid: flow.StopTest(rid))
+
+    def reader_test(self):
+        return 200, self.technician.reader_check()
+
+
 def _stripped(obj: dict) -> dict:
     return {k: v.strip() if isinstance(v, str) else v for k, v in obj.items()}
 
@@ -316,6 +349,11 @@ ROUTES = {
     ("/v1/staff", "DELETE"): lambda ops, body, p: ops.sign_out(),
     ("/v1/window", "PUT"): lambda ops, body, p: ops.set_window(body),
     ("/v1/status", "GET"): lambda ops, body, p: ops.status(),
+    ("/v1/config/reload", "POST"): lambda ops, body, p: ops.reload_config(),
+    ("/v1/test", "POST"): lambda ops, body, p: ops.start_test(body),
+    ("/v1/test", "GET"): lambda ops, body, p: ops.test_progress(),
+    ("/v1/test", "DELETE"): lambda ops, body, p: ops.stop_test(),
+    ("/v1/test/reader", "GET"): lambda ops, body, p: ops.reader_test(),
 }
 _VALIDATORS = {key: validator(name) for key in ROUTES
                if (name := _body_schema(*key)) is not None}
@@ -331,9 +369,9 @@ def _pattern(template: str):
 _PATTERNS = [(t, _pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
 
 
-def match(path: str):
-    """(template, params) for a request path, or (None, {})."""
-    for template, rx in _PATTERNS:
+def match(path: str, patterns=None):
+    """(template, params) for a request path, or (None, {}); `patterns` another API's."""
+    for template, rx in _PATTERNS if patterns is None else patterns:
         m = rx.fullmatch(path)
         if m:
             return template, {k: unquote(v) for k, v in m.groupdict().items()}
@@ -350,6 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "pingjia"
     sys_version = ""
+    # TCP_NODELAY: headers and body go out in two writes; with Nagle the body waits for
+    # the client's delayed ACK, 40 ms on every keep-alive answer.
+    disable_nagle_algorithm = True
     api: "ApiServer"  # set on the subclass each server makes
 
     def setup(self):
@@ -530,11 +571,13 @@ def _declared_body(headers) -> bool:
 
 
 def _no_duplicates(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} appears twice")
-        out[key] = value
+    out = dict(pairs)  # at C speed: the receiver parses 500-record batches with this
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {key!r} appears twice")
+            seen.add(key)
     return out
 
 
@@ -606,14 +649,17 @@ class ApiServer:
     def __init__(self, settings, terminal, db_path, token: str,
                  status: Optional[Callable[[], dict]] = None, bind=None, port=None, *,
                  client_timeout: float = CLIENT_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
-                 reply_timeout: float = REPLY_TIMEOUT_S):
+                 reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None,
+                 settings_file: Optional[str] = None):
         if not token:
             raise ConfigError([Problem("settings", None, "api.token",
                                        "the local API never serves without a token")])
         self.settings = settings
         self.token = token
         self.client_timeout = client_timeout
-        self.ops = Operations(terminal, db_path, status, reply_timeout)
+        if technician is None and settings_file:
+            technician = Technician(terminal, settings_file_path=settings_file, db_path=db_path)
+        self.ops = Operations(terminal, db_path, status, reply_timeout, technician)
         handler = type("Handler", (_Handler,), {"api": self})
         address = (settings.bind if bind is None else bind,
                    settings.port if port is None else port)

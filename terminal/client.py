@@ -14,8 +14,8 @@ import random
 import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
+from urllib.parse import quote
 
-import requests
 
 from config.errors import ConfigError
 
@@ -58,7 +58,7 @@ class LocalClient:
         return self._call("POST", "/v1/invitations", body)
 
     def visit(self, visit_id: str) -> dict:
-        return self._call("GET", "/v1/invitations/" + requests.utils.quote(visit_id, safe=""))
+        return self._call("GET", "/v1/invitations/" + quote(visit_id, safe=""))
 
     def cancel(self) -> dict:
         return self._call("DELETE", "/v1/invitations/current")
@@ -103,6 +103,8 @@ class LocalClient:
     # --- HTTP -----------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, body=None) -> dict:
+        import requests  # here: every `pingjia` command loads this module, few call out
+
         url = self.base_url + path
         try:
             r = requests.request(method, url, json=body, timeout=self.timeout,
@@ -244,7 +246,14 @@ def _from_settings(path, need_token: bool):
     from terminal.api import load_token
 
     settings = load(path)
-    return settings.api.port, (load_token(settings.api) if need_token else None)
+    if not need_token:
+        return settings.api.port, None
+    try:
+        return settings.api.port, load_token(settings.api)
+    except ConfigError:
+        if os.environ.get("PINGJIA_TOKEN", "").strip():  # the settings have none: use that
+            return settings.api.port, None
+        raise
 
 
 def _env_port():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from typing import Callable, Optional
 
 from drivers.idcard import (CardError, CardRead, IdCardReader, ReaderState, ReaderThread,
@@ -50,6 +51,7 @@ class KioskReader:
         self._state = ReaderState("connecting")
         self._lock = threading.Lock()
         self._thread: Optional[ReaderThread] = None
+        self._last_read: Optional[dict] = None  # masked: what `pingjia test reader` shows
 
     def start(self) -> "KioskReader":
         if self.settings.driver == "simulated":
@@ -70,14 +72,21 @@ class KioskReader:
                 self._state = event
             log.info("ID-card reader %s: %s %s", self.port, event.state, event.detail)
         out = translate(event)
+        if isinstance(out, flow.CardRead) or (isinstance(out, flow.CardFailed)
+                                              and out.reason != "reader_fault"):
+            last = ({"result": "read", "card_type": out.card_type, "masked_name": out.masked_name}
+                    if isinstance(out, flow.CardRead) else {"result": out.reason, "detail": out.detail})
+            with self._lock:
+                self._last_read = {**last, "at": datetime.now().astimezone().isoformat(timespec="seconds")}
         if out is not None:
             self.post(out)
 
     def health(self) -> dict:
         with self._lock:
             state = self._state
+            last = self._last_read
         return {"driver": self.settings.driver, "port": self.port, "state": state.state,
-                "detail": state.detail}
+                "detail": state.detail, "last_read": last}
 
     def close(self) -> None:
         """Stop the thread (it closes the port), then the simulator; safe twice."""

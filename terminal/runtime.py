@@ -27,6 +27,7 @@ from terminal.salvage import ensure_intact
 from terminal.secret import load_secret
 from terminal.service import Terminal
 from terminal.store import DB_NAME, Reader, Store, central_config, central_etag
+from terminal.technician import Technician
 
 log = logging.getLogger("pingjia.terminal")
 
@@ -44,8 +45,10 @@ def db_path(settings) -> Path:
 class Runtime:
     """Every part of a running terminal, opened in an order that fails early and cleanly."""
 
-    def __init__(self, settings, *, secret: bytes | None = None, clock=None, api: bool = True):
+    def __init__(self, settings, *, secret: bytes | None = None, clock=None, api: bool = True,
+                 progress=None):
         self.settings = settings
+        self._progress = progress  # start-up news (a long salvage) for systemd
         self.clock = clock or clocks.SystemClock()
         self._closers = []
         try:
@@ -62,7 +65,8 @@ class Runtime:
         token = load_token(settings.api) if api else None
 
         # integrity check; a damaged database is set aside and salvaged (terminal/salvage.py)
-        self.salvage = ensure_intact(db_path(settings), hash_alg=settings.device.hash_alg)
+        self.salvage = ensure_intact(db_path(settings), hash_alg=settings.device.hash_alg,
+                                     progress=self._progress)
         self.store = Store(db_path(settings), device_id=settings.device.id, secret=secret,
                            hash_alg=settings.device.hash_alg, boot_id=clocks.boot_id())
         self._closers.append(self.store.close)
@@ -101,7 +105,8 @@ class Runtime:
         self.api = None
         if api:
             self.api = ApiServer(settings.api, self.terminal, db_path(settings), token,
-                                 status=self.status)
+                                 status=self.status,
+                                 technician=Technician.for_runtime(self, db_path(settings)))
             self.api.start()
             self._closers.append(self.api.stop)
 

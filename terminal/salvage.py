@@ -48,10 +48,12 @@ from terminal.store import _INSERT_RECORD, StorageError, _record_row, migrate
 log = logging.getLogger("pingjia.terminal")
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
+MAGIC = b"SQLite format 3\0"
 DAMAGED = ".damaged-"
 BUILDING = ".salvage"
 READING = ".salvage-read"
 META_KEY = "salvaged_from"
+PROGRESS_EVERY = 2000
 # seqs probed one by one past the last row a scan reached (a bound against garbage)
 MAX_PROBE = 1_000_000
 _DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
@@ -120,23 +122,29 @@ def integrity_problems(path: Path, quick: bool = False, limit: int = 20) -> list
 
 
 def ensure_intact(path: str | Path, *, hash_alg: str,
-                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Optional[Salvage]:
+                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                  progress: Optional[Callable[[str], None]] = None) -> Optional[Salvage]:
     """Check the database before the store opens it; salvage it if damaged.
 
-    Returns None when there is nothing to do (intact, or no database yet).
+    Returns None when there is nothing to do (intact, or no database yet). `progress`
+    hears what is going on every few thousand records: a salvage of a large database
+    takes minutes on a Pi, and the service tells systemd it is still starting
+    (EXTEND_TIMEOUT_USEC) instead of being killed half-way.
     """
+    tell = progress or (lambda text: None)
     path = Path(path)
     _finish_interrupted(path)
     if not path.exists() or path.stat().st_size == 0:
         return None
     started = time.monotonic()
+    tell("checking the database")
     problems = integrity_problems(path)
     if not problems:
         return None
     problem = "; ".join(problems[:3])
     log.error("integrity check of %s failed: %s", path, problem)
     try:
-        return _salvage(path, problem, hash_alg, now(), started)
+        return _salvage(path, problem, hash_alg, now(), started, tell)
     except (OSError, sqlite3.Error) as exc:
         raise StorageError(f"the database {path} is damaged ({problem}) and salvaging it "
                            f"failed: {exc}; free some space or replace the SD card, then "
@@ -176,14 +184,15 @@ def _completed(building: Path) -> bool:
 
 # --- the salvage -------------------------------------------------------------------
 
-def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: float) -> Salvage:
+def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: float,
+             tell: Callable[[str], None]) -> Salvage:
     copy = _readable_copy(path)
     try:
         conn = _open_ro(copy)
         try:
             meta = _read_meta(conn)
             alg = meta.get("hash_alg", hash_alg)
-            found, known_max = _read_records(conn, alg)
+            found, known_max = _read_records(conn, alg, tell)
             tables = {name: _read_table(conn, name, set(found)) for name in _seq_tables(conn)}
         finally:
             conn.close()
@@ -210,7 +219,7 @@ def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: f
                        elapsed_ms=int((time.monotonic() - started) * 1000))
 
     building = path.with_name(path.name + BUILDING)
-    result = _build(building, found, tables, meta, report)
+    result = _build(building, found, tables, meta, report, tell)
     # set the damaged files aside, then put the fresh database in their place
     for suffix in SIDE_FILES:
         side = Path(str(path) + suffix)
@@ -238,14 +247,73 @@ def _readable_copy(path: Path) -> Path:
         shutil.copyfile(wal, str(copy) + "-wal")
     with open(copy, "r+b") as f:
         header = f.read(100)
-        if len(header) == 100 and header.startswith(b"SQLite format 3\0"):
-            page_size = int.from_bytes(header[16:18], "big")
-            page_size = 65536 if page_size == 1 else page_size
-            pages = os.fstat(f.fileno()).st_size // max(page_size, 512)
+        page_size = _page_size(header)
+        if len(header) == 100 and header.startswith(MAGIC) and page_size:
+            pages = os.fstat(f.fileno()).st_size // page_size
             if int.from_bytes(header[28:32], "big") > pages:
                 f.seek(28)
                 f.write(pages.to_bytes(4, "big"))
+            return copy
+    _mend_header(copy, wal.exists())
     return copy
+
+
+def _page_size(header: bytes) -> int:
+    """The page size a header states, or 0 if the header is too garbled to say."""
+    if len(header) < 100:
+        return 0
+    size = int.from_bytes(header[16:18], "big")
+    size = 65536 if size == 1 else size
+    return size if 512 <= size <= 65536 and size & (size - 1) == 0 else 0
+
+
+def _mend_header(copy: Path, wal: bool) -> None:
+    """Give a copy whose 100-byte header is garbage a plausible one.
+
+    Everything the header holds that matters for reading can be rebuilt: the page size
+    (tried, most likely first, until the schema reads), the page count (from the file
+    size), the text encoding (the store writes UTF-8). The schema's b-tree starts right
+    after the header on page 1, so records usually come back whole.
+    """
+    size = copy.stat().st_size
+    with open(copy, "r+b") as f:
+        original = f.read(100)
+        for page_size in (4096, 1024, 2048, 8192, 16384, 32768, 65536, 512):
+            if size < page_size:
+                continue
+            version = 2 if wal else 1
+            header = (MAGIC + (1 if page_size == 65536 else page_size).to_bytes(2, "big")
+                      + bytes([version, version, 0, 64, 32, 32]) + (1).to_bytes(4, "big")
+                      + (size // page_size).to_bytes(4, "big") + bytes(8)
+                      + (1).to_bytes(4, "big") + (4).to_bytes(4, "big") + bytes(8)
+                      + (1).to_bytes(4, "big") + bytes(32) + (1).to_bytes(4, "big")
+                      + _version_number().to_bytes(4, "big"))
+            f.seek(0)
+            f.write(header)
+            f.flush()
+            if _schema_reads(copy):
+                log.warning("salvage: the database header was garbage; read with a rebuilt "
+                            "one (page size %d)", page_size)
+                return
+        f.seek(0)
+        f.write(original)
+
+
+def _version_number() -> int:
+    major, minor, patch = sqlite3.sqlite_version_info
+    return major * 1_000_000 + minor * 1000 + patch
+
+
+def _schema_reads(copy: Path) -> bool:
+    try:
+        conn = _open_ro(copy)
+        try:
+            return conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'records'"
+                                ).fetchone()[0] == 1
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
 
 
 def _remove(path: Path) -> None:
@@ -289,7 +357,7 @@ def _record_of(seq, text, alg) -> Optional[dict]:
     return None
 
 
-def _read_records(conn, alg) -> tuple[dict, int]:
+def _read_records(conn, alg, tell) -> tuple[dict, int]:
     """Every readable record by seq, and the highest seq known to have existed.
 
     A scan in seq order first; where it breaks off, each remaining seq is looked up by
@@ -301,6 +369,8 @@ def _read_records(conn, alg) -> tuple[dict, int]:
             record = _record_of(seq, text, alg)
             if record is not None:
                 found[seq] = record
+                if len(found) % PROGRESS_EVERY == 0:
+                    tell(f"salvaging the damaged database: {len(found)} records read")
     except sqlite3.Error:
         pass
     scanned = max(found, default=0)
@@ -314,6 +384,8 @@ def _read_records(conn, alg) -> tuple[dict, int]:
         except sqlite3.Error:
             pass
     for seq in range(1, known + 1):
+        if seq % PROGRESS_EVERY == 0:
+            tell(f"salvaging the damaged database: looking for record {seq} of {known}")
         if seq in found:
             continue
         try:
@@ -360,7 +432,7 @@ def _read_table(conn, table: str, seqs: set) -> tuple[list, list]:
     return columns, list(rows.values())
 
 
-def _build(building: Path, found: dict, tables: dict, meta: dict, report) -> Salvage:
+def _build(building: Path, found: dict, tables: dict, meta: dict, report, tell) -> Salvage:
     _remove(building)
     conn = sqlite3.connect(str(building), isolation_level=None)
     try:
@@ -368,8 +440,10 @@ def _build(building: Path, found: dict, tables: dict, meta: dict, report) -> Sal
         conn.execute("PRAGMA synchronous = FULL")
         migrate(sqlite_utils.Database(conn))
         conn.execute("BEGIN IMMEDIATE")
-        for seq in sorted(found):
+        for n, seq in enumerate(sorted(found), 1):
             conn.execute(_INSERT_RECORD, _record_row(found[seq]))
+            if n % PROGRESS_EVERY == 0:
+                tell(f"salvaging the damaged database: {n} of {len(found)} records copied")
         for table, (columns, rows) in tables.items():
             _copy_rows(conn, table, columns, rows)
         # a record whose delivery row is lost (or garbled) is sent again

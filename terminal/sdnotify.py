@@ -45,5 +45,11 @@ class Notifier:
     def status(self, text: str) -> bool:
         return self.send(f"STATUS={text}")
 
+    def extend_timeout(self, seconds: float, status: str = "") -> bool:
+        """Still starting (or stopping): allow `seconds` more from now. Only ever extends
+        TimeoutStartSec=, never shortens it."""
+        return self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}",
+                         *([f"STATUS={status}"] if status else []))
+
     def stopping(self) -> bool:
         return self.send("STOPPING=1")

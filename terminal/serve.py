@@ -12,6 +12,10 @@ from terminal.sdnotify import Notifier
 
 log = logging.getLogger("pingjia.terminal")
 
+# how long one piece of start-up work (the integrity check, 2000 salvaged records) may
+# take on a slow SD card before systemd gives up on the start
+START_EXTEND_S = 120
+
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("terminal", help="run the terminal service (buttons, display, API)")
@@ -71,8 +75,13 @@ def run_command(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     notifier.status("starting: checking the database, opening the hardware")
+
+    def starting(text: str) -> None:
+        # a salvage reports every few thousand records; each report buys time to the next
+        notifier.extend_timeout(START_EXTEND_S, f"starting: {text}")
+
     try:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, progress=starting)
     except startup_errors() as exc:
         print(f"pingjia terminal: {exc}", file=sys.stderr)
         notifier.status(f"failed: {exc}")

@@ -255,7 +255,11 @@ class Terminal:
             return
         self._drawn = state
         try:
-            image = self.render(state, self.display.size, self.display.mode)
+            if isinstance(state.screen, flow.Testing):  # a technician's test (pingjia test)
+                from terminal.screens.gallery import render_test
+                image = render_test(state, self.display.size, self.display.mode, self.render)
+            else:
+                image = self.render(state, self.display.size, self.display.mode)
         except Exception:
             self.stats["faults"] += 1
             log.exception("render failed")

@@ -8,5 +8,10 @@ from __future__ import annotations
 from typing import Sequence
 
 
+# The body is the stored records between these two, joined with commas: the agent has
+# SQLite build it (Outbox.next_raw_batch) instead of holding every record in Python.
+HEAD, TAIL = '{"records":[', "]}"
+
+
 def encode(rows: Sequence) -> bytes:
-    return b'{"records":[' + b",".join(row.json for row in rows) + b"]}"
+    return HEAD.encode() + b",".join(row.json for row in rows) + TAIL.encode()

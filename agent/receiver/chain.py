@@ -17,43 +17,47 @@ from terminal import records as rec
 RECORD = Check("Record")
 # Rejections that are chain events: the record was edited after it was sealed.
 TAMPER_ERRORS = ("bad_hash", "bad_sig")
-EVENT_KINDS = ("reset", "gap", "prev_mismatch", "duplicate_seq", "bad_hash", "bad_sig")
+# "edited": a prev_hash that does not match the record held before it (that record or this
+# one was replaced after sealing); "bad_hash"/"bad_sig": a refused record that was edited.
+EVENT_KINDS = ("chain_reset", "gap", "edited", "duplicate_seq", "bad_hash", "bad_sig")
 
 
 class Verdict(NamedTuple):
     error: Optional[str]      # None: the record may be stored
     detail: str = ""
+    body: str = ""            # a storable record: its canonical form (without hash and sig)
 
 
 def judge(record: Mapping, device_id: str, secret: bytes, alg: str) -> Verdict:
-    """Whether one record, sent by `device_id`, may be stored; if not, why."""
+    """Whether one record, sent by `device_id`, may be stored; if not, why.
+
+    The canonical form is made once here: it is what the hash covers and what is stored.
+    """
     if record.get("device_id") != device_id:
         return Verdict("device_mismatch", f"device_id {str(record.get('device_id'))[:64]!r} "
                                           f"sent by device {device_id}")
+    body = rec.canonical(record)
+    # An edit is what the chain must show, so it is looked for before a record is
+    # called merely malformed.
+    tampered = _integrity(record, body, secret, alg)
+    if tampered:
+        return tampered
     if not RECORD.valid(record):
-        # Rare path. An edit is what the chain must show, so look for one before
-        # calling the record merely malformed.
-        tampered = _integrity(record, secret, alg)
-        if tampered:
-            return tampered
         problem = RECORD.problem(record)
         if problem:
             return Verdict("invalid_record", f"{problem[0] or 'record'} {problem[1]}")
-    problems = rec.check_record(record, secret, alg)
-    if "bad_hash" in problems:
-        return Verdict("bad_hash", "hash does not recompute from the content")
-    if "bad_signature" in problems:
-        return Verdict("bad_sig", "sig does not verify with the device secret")
+    problems = rec.check_rules(record)
     if problems:
         return Verdict(problems[0], ", ".join(problems))
-    return Verdict(None)
+    return Verdict(None, "", body.decode("utf-8"))
 
 
-def _integrity(record: Mapping, secret: bytes, alg: str) -> Optional[Verdict]:
-    """check_record's hash and signature part, for a record its rules cannot read."""
-    if record.get("hash") != rec.record_hash(record, alg):
+def _integrity(record: Mapping, body: bytes, secret: bytes, alg: str) -> Optional[Verdict]:
+    """The hash and signature part of terminal.records.check_record, on a body made once."""
+    if record.get("hash") != rec.digest(body, alg):
         return Verdict("bad_hash", "hash does not recompute from the content")
-    if not hmac.compare_digest(str(record.get("sig", "")), rec.sign(record["hash"], secret, alg)):
+    if not hmac.compare_digest(str(record.get("sig", "")).encode("utf-8"),
+                               rec.sign(record["hash"], secret, alg).encode("ascii")):
         return Verdict("bad_sig", "sig does not verify with the device secret")
     return None
 
@@ -86,7 +90,7 @@ def report(held: Iterable[Held], tampered: Iterable[Mapping] = ()) -> list[dict]
     for chain_id, by_seq in chains.items():
         seqs = sorted(by_seq)
         if previous is not None:
-            events.append(_event("reset", chain_id, seqs[0],
+            events.append(_event("chain_reset", chain_id, seqs[0],
                                  f"new chain after chain {previous[0]} (held up to seq {previous[1]})"))
         events += _gaps(chain_id, seqs)
         for seq in seqs:
@@ -128,7 +132,7 @@ def _links(chain_id: str, seq: int, records: list[Held], before: Optional[list[H
         wanted = {b.hash for b in before}
     else:
         return []  # the predecessor is missing: that is a gap, reported as one
-    return [_event("prev_mismatch", chain_id, seq, f"record {r.record_id}: prev_hash does not "
+    return [_event("edited", chain_id, seq, f"record {r.record_id}: prev_hash does not "
                    f"match the hash of seq {seq - 1}" if seq > 1 else
                    f"record {r.record_id}: seq 1 must have prev_hash of 64 zeros")
             for r in records if r.prev_hash not in wanted]

@@ -1,7 +1,7 @@
 """The receiver's own SQLite store (WAL): devices, records, corrections, heartbeats.
 
-Records are kept exactly as received (canonical JSON, hash and sig included) and never
-edited; corrections sit beside them. Refused records are kept apart, with the reason,
+Records are kept exactly as received and never edited: the canonical form that the hash
+covers, with the hash and sig beside it; corrections sit beside them too. Refused records are kept apart, with the reason,
 so that an edited record shows in the chain report although it is not stored.
 
 One connection behind a lock serves all threads: SQLite writes one transaction at a time
@@ -64,9 +64,10 @@ def check_device(device_id, secret, hash_alg) -> None:
 def _create(db: sqlite_utils.Database) -> None:
     db["devices"].create({"device_id": str, "secret_hex": str, "hash_alg": str, "source": str,
                           "hardware": str, "added_at": float}, pk="device_id")
+    # json: the canonical form without hash and sig, the very bytes the hash covers
     db["records"].create({"record_id": str, "device_id": str, "chain_id": str, "seq": int,
-                          "hash": str, "prev_hash": str, "kind": str, "project_no": str,
-                          "json": str, "received_at": float}, pk="record_id")
+                          "hash": str, "sig": str, "prev_hash": str, "kind": str,
+                          "project_no": str, "json": str, "received_at": float}, pk="record_id")
     db["records"].create_index(["device_id", "chain_id", "seq"])
     db.execute("CREATE INDEX records_rated ON records(project_no) WHERE kind = 'rating'")
     db["rejections"].create({"id": int, "device_id": str, "record_id": str, "chain_id": str,
@@ -147,45 +148,45 @@ class ReceiverDB:
         The one code path for POST /v1/records and `pingjia receiver import`. Records
         need a string record_id (the request schema sees to that).
         """
-        verdicts = [chain.judge(r, device.device_id, device.secret, device.hash_alg) for r in records]
-        texts = [canonical_text(r) if v.error is None else None for r, v in zip(records, verdicts)]
-        candidates = list({r["record_id"] for r, t in zip(records, texts) if t is not None})
+        judge, dev = chain.judge, device.device_id
+        verdicts = [judge(r, dev, device.secret, device.hash_alg) for r in records]
+        candidates = list({r["record_id"] for r, v in zip(records, verdicts) if v.error is None})
         results, rows, refused = [], [], []
         with self._transaction() as conn:
-            held = dict(_select_in(conn, "SELECT record_id, json FROM records WHERE record_id IN",
-                                   candidates))
-            for record, verdict, text in zip(records, verdicts, texts):
+            held = {rid: (text, sig) for rid, text, sig in _select_in(
+                conn, "SELECT record_id, json, sig FROM records WHERE record_id IN", candidates)}
+            for record, verdict in zip(records, verdicts):
                 rid = record["record_id"]
                 error, detail = verdict.error, verdict.detail
                 if error is None and rid in held:
-                    if held[rid] == text:
+                    if held[rid] == (verdict.body, record["sig"]):
                         results.append(result(rid, "duplicate"))
                         continue
                     error, detail = "conflict", "this record_id is held with other content"
                 if error is None:
-                    held[rid] = text
-                    rows.append((rid, device.device_id, record["chain_id"], record["seq"],
-                                 record["hash"], record["prev_hash"], record["kind"],
-                                 record["project_no"], text, now))
+                    held[rid] = (verdict.body, record["sig"])
+                    rows.append((rid, dev, record["chain_id"], record["seq"], record["hash"],
+                                 record["sig"], record["prev_hash"], record["kind"],
+                                 record["project_no"], verdict.body, now))
                     results.append(result(rid, "accepted"))
                     continue
                 refused.append((device.device_id, rid, _scalar(record.get("chain_id"), str),
                                 _scalar(record.get("seq"), int), error, detail, now))
                 results.append(result(rid, "rejected", error))
-            conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             conn.executemany("INSERT OR IGNORE INTO rejections (device_id, record_id, chain_id, "
                              "seq, error, detail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)", refused)
         return results
 
     def records(self, device_id: str) -> list[dict]:
         """Stored records of a device, chain by chain (first seen first), in seq order."""
-        rows = self._query("SELECT chain_id, seq, json FROM records WHERE device_id = ? "
+        rows = self._query("SELECT chain_id, seq, json, hash, sig FROM records WHERE device_id = ? "
                            "ORDER BY rowid", [device_id])
         first = {}
-        for chain_id, _, _ in rows:
-            first.setdefault(chain_id, len(first))
+        for row in rows:
+            first.setdefault(row[0], len(first))
         rows.sort(key=lambda r: (first[r[0]], r[1]))
-        return [json.loads(text) for _, _, text in rows]
+        return [{**json.loads(text), "hash": h, "sig": sig} for _, _, text, h, sig in rows]
 
     def count(self, device_id: Optional[str] = None) -> int:
         if device_id is None:
@@ -202,6 +203,28 @@ class ReceiverDB:
                         f"WHERE device_id = ? AND error IN {tuple(chain.TAMPER_ERRORS)} ORDER BY id",
                         [device_id])]
         return chain.report(held, tampered)
+
+    def summary(self, device_id: str) -> dict:
+        """What `pingjia receiver report` shows of one device."""
+        chains = [{"chain_id": c, "records": n, "first_seq": lo, "last_seq": hi}
+                  for c, n, lo, hi, _ in self._query(
+                      "SELECT chain_id, count(*), min(seq), max(seq), min(rowid) FROM records "
+                      "WHERE device_id = ? GROUP BY chain_id ORDER BY min(rowid)", [device_id])]
+        corrections = self._query("SELECT count(*) FROM corrections WHERE device_id = ?",
+                                  [device_id])[0][0]
+        beats = self._query("SELECT count(*), max(received_at) FROM heartbeats WHERE device_id = ?",
+                            [device_id])[0]
+        return {"device_id": device_id, "records": sum(c["records"] for c in chains),
+                "chains": chains, "rejected": self.rejections(device_id),
+                "corrections": corrections, "heartbeats": beats[0],
+                "last_heartbeat_at": beats[1], "chain_events": self.chain_report(device_id)}
+
+    def device_ids(self) -> list[str]:
+        """Devices registered or heard from (records sent under an id never registered
+        cannot exist: a request is verified with the device's secret)."""
+        return [d for (d,) in self._query(
+            "SELECT device_id FROM devices UNION SELECT device_id FROM records "
+            "UNION SELECT device_id FROM rejections ORDER BY 1")]
 
     def rejections(self, device_id: str) -> dict[str, int]:
         return dict(self._query("SELECT error, count(*) FROM rejections WHERE device_id = ? "

@@ -17,8 +17,9 @@ thanks, unrated records for timeouts and superseded invitations. What the kiosk 
 - Choosing nothing, or leaving, records nothing: nobody was invited to rate a business
   until one was chosen. A kiosk-app invitation (local API) supersedes a lookup or a
   choice in progress and goes straight to rating, with real_name false.
-- A card read while someone is rating is ignored; on a message or thanks screen it
-  starts a new lookup.
+- A card read while someone is rating is ignored; anywhere else (a message, the thanks
+  screen, a lookup or a choice in progress: nothing is recorded before a choice) it
+  starts a new lookup, and the answer to an older one is dropped as stale.
 - Every message screen (nothing found, network down, unreadable or unsupported card,
   reader fault) goes back to idle after `fault_ms` or at a key press.
 """
@@ -71,8 +72,12 @@ class Notice:
 
 KIOSK_SCREENS = (LookingUp, Choosing, Notice)
 KIOSK_EVENTS = (CardRead, CardFailed, LookupDone)
-# Screens on which a card may start a new session: nobody is in the middle of one.
-_OPEN_TO_CARDS = (Idle, Notice, Thanks, Info)
+# Screens on which a card may start a new session: nobody is rating. Looking up and
+# choosing count too: the card may be another person's, and nothing is recorded yet.
+_OPEN_TO_CARDS = (Idle, Notice, Thanks, Info, LookingUp, Choosing)
+# Screens a failed read or a reader fault may replace: a lookup or a choice in progress
+# goes on (the reader is not needed for it any more).
+_OPEN_TO_FAILURES = (Idle, Notice, Thanks, Info)
 
 
 # --- the flow's entry points (terminal.flow exports these) ---------------------------
@@ -110,6 +115,8 @@ def _card_read(state: State, ev: CardRead, now: Now):
     if state.storage_error or state.paused or not isinstance(state.screen, _OPEN_TO_CARDS):
         return state, ()  # someone is rating, or the kiosk cannot take a rating now
     if ev.card_type not in cfg.card_types:
+        if not isinstance(state.screen, _OPEN_TO_FAILURES):
+            return state, ()  # like a failed read: the lookup or choice in progress goes on
         return _notice(state, "unsupported", now), ()
     n = state.lookups + 1
     screen = LookingUp(n, ev.masked_name, ev.card_type,
@@ -119,7 +126,7 @@ def _card_read(state: State, ev: CardRead, now: Now):
 
 
 def _card_failed(state: State, ev: CardFailed, now: Now):
-    if state.storage_error or state.paused or not isinstance(state.screen, _OPEN_TO_CARDS):
+    if state.storage_error or state.paused or not isinstance(state.screen, _OPEN_TO_FAILURES):
         return state, ()
     return _notice(state, ev.reason, now), (Sound("error"),)
 

@@ -156,7 +156,21 @@ class Info:
     deadline: int
 
 
-Screen = Union[Idle, Invited, Tagging, Saving, Thanks, Info]
+@dataclass(frozen=True)
+class Testing:
+    """A technician's hardware test (terminal/flow/testing.py): "display" shows the test
+    patterns and then every screen, "buttons" shows which button was pressed."""
+    kind: str
+    ends: int                    # monotonic ms at which the test stops by itself
+    deadline: int                # next Tick wanted: the next frame or the end
+    frame: int = 0
+    frames: int = 0
+    step_ms: int = 0
+    presses: tuple = ()          # ((button, "press" | "hold"), ...), newest last
+    started_at: str = ""
+
+
+Screen = Union[Idle, Invited, Tagging, Saving, Thanks, Info, Testing]
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,7 @@ class State:
     retry_at: int = 0
     health: Mapping[str, object] = field(default_factory=dict)
     lookups: int = 0             # kiosk: id of the last lookup started
+    last_test: Mapping[str, object] = field(default_factory=dict)  # how the last test ended
 
 
 # --- events -------------------------------------------------------------------
@@ -235,6 +250,22 @@ class Tick:
 @dataclass(frozen=True)
 class ConfigChanged:
     config: FlowConfig
+    request_id: Optional[int] = None   # a technician's reload waits for the Reply
+
+
+@dataclass(frozen=True)
+class StartTest:
+    """Start a hardware test; `frames` (display test) is how many frames it shows."""
+    kind: str
+    duration_ms: int
+    frames: int = 0
+    step_ms: int = 1_000
+    request_id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class StopTest:
+    request_id: Optional[int] = None
 
 
 @dataclass(frozen=True)

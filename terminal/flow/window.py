@@ -20,8 +20,8 @@ from terminal.clock import Now
 from terminal.flow import drafts
 from terminal.flow.model import (
     Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Press, Reply,
-    Saving, SetWindow, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging, Thanks,
-    Tick, Visit)
+    Saving, SetWindow, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging, Testing,
+    Thanks, Tick, Visit)
 
 BAD_LEVELS = (1, 2)
 
@@ -40,7 +40,7 @@ def next_deadline(state: State):
     """The monotonic ms at which the flow wants a Tick, or None."""
     times = [state.page_at]
     screen = state.screen
-    if isinstance(screen, (Invited, Tagging, Thanks, Info)):
+    if isinstance(screen, (Invited, Tagging, Thanks, Info, Testing)):
         times.append(screen.deadline)
     if state.hint_until:
         times.append(state.hint_until)
@@ -54,6 +54,9 @@ def next_deadline(state: State):
 def leds(state: State) -> frozenset:
     """Buttons whose LED is lit: those that do something now."""
     screen = state.screen
+    if isinstance(screen, Testing):
+        from terminal.flow import testing
+        return testing.leds(screen, state.config.order)
     if state.storage_error:
         return frozenset()
     if isinstance(screen, (Invited, Tagging)):
@@ -139,6 +142,9 @@ def _invite(state: State, ev: Invite, now: Now):
                                   "must repeat the same items, a new invitation needs a new "
                                   "visit_id"),)
         return state, (_reply(ev.request_id, 201, {"visit_id": ev.visit_id, "state": "open"}),)
+    if isinstance(state.screen, Testing):
+        return state, (_error(ev.request_id, 409, "testing", "a technician is testing the "
+                              "device (`pingjia test`); invite again when the test is over"),)
     refusal = _once_only(state, ev)
     if refusal is not None:
         return state, (refusal,)
@@ -327,7 +333,8 @@ def _store_failed(state: State, ev: StoreFailed, now: Now):
 
 
 def _config_changed(state: State, ev: ConfigChanged, now: Now):
-    return replace(state, config=ev.config), ()
+    effects = () if ev.request_id is None else (_reply(ev.request_id, 200, {}),)
+    return replace(state, config=ev.config), effects
 
 
 def _health(state: State, ev: Health, now: Now):
@@ -339,3 +346,7 @@ _HANDLERS = {
     SetWindow: _set_window, Press: _press, Hold: _press, Tick: _tick, Stored: _stored,
     StoreFailed: _store_failed, ConfigChanged: _config_changed, Health: _health,
 }
+
+# A technician's hardware test (StartTest, StopTest; presses and ticks while it runs).
+from terminal.flow import testing as _testing  # noqa: E402 - it builds on the helpers above
+_HANDLERS.update(_testing.handlers(_HANDLERS))

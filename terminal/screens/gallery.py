@@ -179,6 +179,77 @@ def gallery_frames(size=(128, 64), mode: str = "1", fonts=None, config=None):
     return frames
 
 
+# --- a technician's display and button test (terminal/flow/testing.py) ------------------
+
+PATTERNS = ("border", "checker", "full", "ramp")
+_cache: dict = {}
+
+
+def _states_for(config: FlowConfig) -> list:
+    """gallery_states(config), kept for the config last asked for: a display test draws
+    one of them per frame, and building them all runs the flow some hundred steps."""
+    entry = _cache.get("entry")  # one tuple: the API and event threads both read it
+    if entry is None or entry[0] is not config:
+        entry = _cache["entry"] = (config, gallery_states(config))
+    return entry[1]
+
+
+def count_test_frames(config: FlowConfig) -> int:
+    """How many frames the display test shows: the patterns, then every screen."""
+    return len(PATTERNS) + len(_states_for(config))
+
+
+def draw_pattern(name: str, size=(128, 64), mode: str = "1", caption: str = "") -> Image.Image:
+    """A frame that shows dead pixels, a shifted or mirrored panel and the grey levels."""
+    from PIL import ImageDraw
+
+    w, h = size
+    image = Image.new(mode, (w, h), 0)
+    draw = ImageDraw.Draw(image)
+    if name == "full":
+        draw.rectangle((0, 0, w - 1, h - 1), fill=255)
+    elif name == "checker":
+        for y in range(0, h, 4):
+            for x in range((y // 4 % 2) * 4, w, 8):
+                draw.rectangle((x, y, x + 3, y + 3), fill=255)
+    elif name == "ramp":
+        for x in range(w):
+            draw.line((x, 0, x, h - 1), fill=255 * x // max(1, w - 1) if mode == "L"
+                      else (255 if (x // 8) % 2 else 0))
+    else:  # border, corner marks and the panel's diagonals: rotation and offset at a glance
+        draw.rectangle((0, 0, w - 1, h - 1), outline=255)
+        draw.line((0, 0, w - 1, h - 1), fill=255)
+        draw.line((0, h - 1, w - 1, 0), fill=255)
+        draw.rectangle((2, 2, 9, 9), fill=255)
+    if caption:
+        draw.rectangle((w // 2 - 28, h // 2 - 7, w // 2 + 28, h // 2 + 6), fill=0)
+        draw.text((w // 2 - 25, h // 2 - 5), caption[:9], fill=255)
+    return image
+
+
+def render_test(state: State, size, mode: str, render_state) -> Image.Image:
+    """The frame of a running test (`state.screen` is a flow.Testing); `render_state` is
+    the terminal's own render, so the screens come out with the device's fonts."""
+    screen = state.screen
+    cfg = state.config
+    if screen.kind == "display":
+        n = screen.frame
+        if n < len(PATTERNS):
+            return draw_pattern(PATTERNS[n], size, mode, f"TEST {n + 1}/{screen.frames}")
+        states = _states_for(cfg)
+        return render_state(states[min(n - len(PATTERNS), len(states) - 1)][1], size, mode)
+    if screen.presses:
+        button, kind = screen.presses[-1]
+        seen = len({b for b, _ in screen.presses})
+        hint = (f"按键测试 {button} {cfg.labels.get(button, '')}"
+                + ("（长按）" if kind == "hold" else "") + f" 已测 {seen}/{len(cfg.order)}")
+    else:
+        hint = "按键测试：请逐个按下评价键"
+    shown = replace(state, screen=flow.Idle(), paused=False, storage_error="", fault="",
+                    hint=hint, config=replace(cfg, mode="window"))
+    return render_state(shown, size, mode)
+
+
 def file_name(name: str, size, mode: str) -> str:
     return f"{name}-{size[0]}x{size[1]}-{mode}.png"
 

@@ -78,3 +78,64 @@ def device(tmp_path):
     data = tmp_path / "dev"
     open_store(data).close()
     return data
+
+
+# --- the sync agent's tests (tests/agent/test_sync*.py, test_chaos.py, test_tamper.py) ---
+
+class Sleeps(list):
+    """The agent's backoff `sleep`: notes each pause and returns at once."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def central_rx(tmp_path):
+    """The reference receiver on 127.0.0.1:<free port>, knowing DEVICE_ID, config from a dir."""
+    from agent.receiver import Receiver
+
+    config_dir = tmp_path / "central-config"
+    config_dir.mkdir()
+    rx = Receiver(tmp_path / "receiver.db", devices={DEVICE_ID: {"secret": SECRET, "hash_alg": "sha256"}},
+                  config_dir=config_dir, port=0, seed=7)
+    rx.start()
+    try:
+        yield rx
+    finally:
+        rx.close()
+
+
+@pytest.fixture
+def make_agent(device):
+    """Agents on the `device` store; each is closed at the end of the test.
+
+    `make_agent(url, sleep=..., **central_settings)`; the clock counts as synchronised
+    unless the test says otherwise (`kernel_synced=`).
+    """
+    from agent.sync import Agent
+
+    made = []
+
+    def make(url, *, sleep=None, kernel_synced=lambda: True, boot_id=BOOT, wake=False,
+             agent_kw=None, **central):
+        agent = Agent(settings_for(device, url, **central), secret=SECRET,
+                      sleep=sleep if sleep is not None else Sleeps(), kernel_synced=kernel_synced,
+                      boot_id=boot_id, wake=wake, **(agent_kw or {}))
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.close()
+
+
+def agent_settings_file(tmp_path: Path, data_dir: Path, url: str, **central) -> Path:
+    """A settings file for the agent as a process (`python -m agent --config F`)."""
+    secret = tmp_path / "agent-secret"
+    secret.write_bytes(SECRET)
+    values = {"url": url, "timeout_s": 2, **central}
+    lines = [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}" for k, v in values.items()]
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[device]\nid = "{DEVICE_ID}"\ndata_dir = "{data_dir}"\nsecret_file = "{secret}"\n'
+                    "[central]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -171,3 +171,62 @@ def test_the_terminal_runs_with_write_xor_execute_memory(tmp_path, notify):
     finally:
         code, err = stop(proc)
     assert code == 0, err
+
+
+def test_closing_the_runtime_releases_every_part_and_leaves_the_out_of_service_frame(tmp_path):
+    """What the service does after SIGTERM, in-process: the out-of-service frame stays
+    on the panel, and the buttons, LEDs, pins, display and the API port are all
+    released (a restarted service can take them again), and closing twice is harmless."""
+    import socket
+    from config import settings as config_settings
+    from terminal.runtime import Runtime
+    from tests.ops.conftest import api_url
+
+    config = sim_config(tmp_path)
+    settings = config_settings.load(config)
+    runtime = Runtime(settings)
+    factory, panel, display = runtime.pin_factory, runtime.panel, runtime.display
+    runtime.terminal.start()
+    assert any(factory._reservations.values())  # the buttons and LEDs hold their pins
+    runtime.close()
+
+    assert panel.closed and display.closed
+    assert not any(factory._reservations.values())
+    expected = screens.render_out_of_service((128, 64), "1", find_fonts(()))
+    assert same_picture(last_frame(tmp_path / "frames"), expected)
+    port = int(api_url(config).rsplit(":", 1)[1])
+    with socket.socket() as s:  # the local API's port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+    runtime.close()  # idempotent
+    # a second terminal can open the same parts at once
+    again = Runtime(settings)
+    again.close()
+
+
+@pytest.mark.slow
+def test_the_agent_service_is_ready_pings_and_stops_cleanly(tmp_path, notify):
+    """`python -m agent` as pingjia-agent.service runs it: READY=1, WATCHDOG=1 pings while
+    the central system is unreachable (backoff waits are cut into watchdog-sized
+    pieces), STOPPING=1 and exit 0 on SIGTERM."""
+    import os
+    import signal
+    from tests.ops.conftest import free_port, make_store
+    config = sim_config(tmp_path)
+    make_store(tmp_path / "data", 3)  # the terminal made the database; three records wait
+    with open(config, "a", encoding="utf-8") as f:
+        f.write(f'[central]\nurl = "http://127.0.0.1:{free_port()}"\ntimeout_s = 1\n')
+    env = {**os.environ, **notify.env(watchdog_usec=2_000_000), "PINGJIA_CONFIG": str(config)}
+    env.pop("CREDENTIALS_DIRECTORY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "agent"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        notify.wait_for("READY=1")
+        pings = [m for m in notify.drain(4.2) if "WATCHDOG=1" in m.split("\n")]
+        assert len(pings) >= 2, notify.received
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert any("STOPPING=1" in m.split("\n") for m in notify.drain(0.2) + notify.received)

@@ -14,13 +14,17 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from config.edit import default_text
 from terminal.api import ROUTES, SPEC, load_spec
+
+from tests.terminal.conftest import start_terminal
 
 URI = "urn:test:local-api"
 REGISTRY = Registry().with_resource(URI, Resource.from_contents(SPEC, default_specification=DRAFT202012))
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The order a business system would call them in, so each example meets the state it needs.
-ORDER = ["sign_in", "status", "invite", "visit", "set_window", "cancel", "sign_out"]
+ORDER = ["sign_in", "status", "invite", "visit", "set_window", "cancel", "sign_out",
+         "start_test", "test_progress", "stop_test", "reader_test", "reload_config"]
 
 
 def operations():
@@ -75,6 +79,18 @@ def check_answer(op, r):
     for header in response.get("headers", {}):
         if r.status_code != 503 or header != "Retry-After":
             assert header in r.headers, (op["operationId"], header)
+
+
+@pytest.fixture
+def running(tmp_path):
+    """The conftest's terminal, with a settings file for POST /v1/config/reload to read."""
+    settings_file = tmp_path / "pingjia.toml"
+    settings_file.write_text(default_text(), encoding="utf-8")
+    run, close = start_terminal(tmp_path, settings_file=str(settings_file))
+    try:
+        yield run
+    finally:
+        close()
 
 
 # --- the document itself -------------------------------------------------------------------
