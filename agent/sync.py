@@ -101,21 +101,27 @@ def outcomes(body: Optional[dict], sent: Sequence) -> list[tuple[int, str, Optio
 _libc = None
 
 
+def _glibc():
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim  # noqa: B018 - present in glibc only
+        except (OSError, AttributeError):
+            _libc = False
+    return _libc
+
+
 def _give_back_memory() -> None:
     """Hand the freed heap of a batch back to the system (glibc malloc_trim).
 
     glibc keeps freed heap pages mapped; without this the agent's RSS stays a batch's
     worth above its idle size after every drain. A no-op without glibc.
     """
-    global _libc
-    try:
-        if _libc is None:
-            import ctypes
-            _libc = ctypes.CDLL("libc.so.6")
-        if _libc:
-            _libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        _libc = False
+    libc = _glibc()
+    if libc:
+        libc.malloc_trim(0)
 
 
 def _version() -> str:
@@ -223,6 +229,10 @@ class Agent:
         """Upload batches until nothing is pending, then send time corrections.
 
         False when it ended early: stopping, `--once` out of attempts, or the store failed.
+        One batch at a time, on this thread: reading the next batch while one is on the
+        wire was tried and gained nothing measurable once record ids were time-ordered
+        (the receiver's answer is the long part), while a second thread's malloc arena
+        cost about 1 MiB of RSS.
         """
         try:
             while self.upload_batch():
@@ -243,14 +253,27 @@ class Agent:
 
     def upload_batch(self) -> int:
         """Send the oldest pending batch until it gets an answer; mark it. Rows handled."""
+        batch = self._read_batch()
+        if batch is None:
+            return 0
+        result, tries = self._deliver(*batch)
+        self._mark(batch[0], result, tries)
+        del batch
+        _give_back_memory()
+        return len(result)
+
+    def _read_batch(self):
+        """(rows, body) of the oldest pending records; None when none is pending."""
         if hasattr(self.profile, "HEAD"):  # the body straight from SQLite: less memory
             rows, body = self.outbox.next_raw_batch(self.batch_size, self.profile.HEAD,
                                                     self.profile.TAIL)
         else:
             rows = self.outbox.next_batch(self.batch_size)
             body = self.profile.encode(rows) if rows else b""
-        if not rows:
-            return 0
+        return (rows, body) if rows else None
+
+    def _deliver(self, rows, body: bytes):
+        """POST one batch until it gets an answer (the retry policy): (outcomes, tries)."""
         tries = 0
 
         def attempt():
@@ -258,18 +281,17 @@ class Agent:
             tries += 1
             return outcomes(self._call("POST", "/v1/records", body).body, rows)
 
-        result = self.retrying(attempt)
+        return self.retrying(attempt), tries
+
+    def _mark(self, rows, result, tries: int) -> None:
         self.outbox.mark(result, tries, self._now_iso())
         rejected = [(seq, error) for seq, status, error in result if status == "rejected"]
         for seq, error in rejected:
             log.warning("record seq %d rejected by the central system: %s (parked)", seq, error)
-        del rows, body
-        _give_back_memory()
         self.stats["uploaded"] += len(result) - len(rejected)
         self.stats["rejected"] += len(rejected)
         self.stats["batches"] += 1
         log.debug("batch of %d delivered after %d tries", len(result), tries)
-        return len(result)
 
     # --- clock corrections ------------------------------------------------------------
 

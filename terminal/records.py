@@ -8,7 +8,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Iterable, Mapping
+import os
+import time
+import uuid
+from typing import Callable, Iterable, Mapping
 
 ZERO_HASH = "0" * 64
 HASH_ALGS = ("sha256", "sm3")
@@ -29,6 +32,23 @@ CONTENT_FIELDS = tuple(f for f in FIELDS if f not in CHAIN_FIELDS and f != "boot
 SCORES = {5: 10, 4: 8, 3: 6, 2: 3, 1: 0}
 BAD_LEVELS = (1, 2)
 UNRATED_REASONS = ("timeout", "superseded", "cancelled")
+
+
+def uuid7(now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+          random_bytes: Callable[[int], bytes] = os.urandom) -> str:
+    """A time-ordered UUID (version 7, RFC 9562): 48 bits of Unix milliseconds, then 74
+    random bits.
+
+    Record ids are the unique key of the device's store and of the central system's:
+    ids that grow with time are appended at the end of those indexes instead of
+    touching a random page per record (a 100 000-record backlog writes a fraction of
+    the pages). A wrong clock (no RTC before NTP) only costs that ordering; the random
+    bits keep ids unique either way.
+    """
+    rand = int.from_bytes(random_bytes(10), "big")
+    value = ((now_ms() & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) \
+        | (((rand >> 62) & 0xFFF) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
 
 
 def _hasher(alg: str):

@@ -216,7 +216,7 @@ class Store(Reader):
     """The device's records. One instance per thread (sqlite3 connections are not shared)."""
 
     def __init__(self, path: str | Path, *, device_id: str, secret: bytes, hash_alg: str,
-                 boot_id: str, new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+                 boot_id: str, new_id: Callable[[], str] = rec.uuid7):
         self.path = Path(path)
         self.device_id = device_id
         self.hash_alg = hash_alg

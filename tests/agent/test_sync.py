@@ -328,6 +328,15 @@ def test_once_exits_0_when_everything_is_delivered(tmp_path, device, central_rx)
     assert central_rx.count(DEVICE_ID) == 700 and statuses(device) == {"delivered": 700}
 
 
+def test_pingjia_agent_once_is_the_same_command(tmp_path, device, central_rx):
+    fill(device, 3)
+    config = agent_settings_file(tmp_path, device, central_rx.url)
+    done = subprocess.run([sys.executable, "-m", "config.cli", "--config", str(config), "agent", "--once"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert central_rx.count(DEVICE_ID) == 3
+
+
 def test_once_exit_codes_for_parked_and_undelivered_records(device, central_rx, make_agent):
     with open_store(device) as s:
         s.append(drafts(2) + drafts(1, start=3, level=1, tags=()))
@@ -422,3 +431,10 @@ def test_the_zhejiang_profile_goes_through_the_same_delivery(device, make_agent)
     assert [i["record"] for i in items] == stored(device)
     assert [i["report"]["satisfaction"] if i["report"] else None for i in items] == ["4"] * 4 + [None]
     assert statuses(device) == {"delivered": 5}
+
+
+def test_agent_without_a_store_says_so_and_exits_1(tmp_path):
+    empty = tmp_path / "no-store-yet"
+    empty.mkdir()
+    done = run_once(agent_settings_file(tmp_path, empty, "http://127.0.0.1:9"))
+    assert done.returncode == 1 and "no database" in done.stderr and "terminal" in done.stderr

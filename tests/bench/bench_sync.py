@@ -4,7 +4,8 @@
 
 Everything is real and on loopback: the terminal's store (SQLite, WAL, synchronous=FULL),
 the agent as its own process (`python -m agent`, as the service runs it), the reference
-receiver (verifying every signature and hash, storing in its own SQLite file).
+receiver (verifying every signature and hash, storing in its own SQLite file; for the
+drains in a process of its own, `pingjia receiver serve`).
 
 - drain: a backlog of `--records` records, the agent started on it, timed from the start
   of the process until the store has nothing pending (start-up included); the agent's
@@ -35,10 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from agent.receiver import Receiver  # noqa: E402
+from agent.receiver.db import ReceiverDB  # noqa: E402
 from agent.wake import notify, wake_path  # noqa: E402
 from terminal.store import DB_NAME  # noqa: E402
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,  # noqa: E402
                                   open_store)
+from tests.bench.bench_receiver import start_receiver  # noqa: E402
 from tests.bench.figures import line, percentile  # noqa: E402
 
 
@@ -78,12 +81,16 @@ def stop_agent(proc: subprocess.Popen) -> None:
 
 
 def drain(work: Path, n: int, batch: int) -> tuple[float, int, float]:
-    """(records per second, peak agent RSS in KiB, agent CPU seconds) for n records."""
+    """(records per second, peak agent RSS in KiB, agent CPU seconds) for n records.
+
+    The receiver runs as its own process here (as in a pilot): in this one it would
+    share an interpreter, and so a GIL, with the sampling and polling of the benchmark."""
     device = work / f"dev-{batch}"
     fill(device, n, per_call=5000)
-    with Receiver(work / f"rx-{batch}.db", devices={DEVICE_ID: {"secret": SECRET, "hash_alg": "sha256"}},
-                  port=0) as rx:
-        config = agent_settings_file(_mkdir(work / f"cfg-{batch}"), device, rx.url,
+    rx_dir = _mkdir(work / f"rx-{batch}")
+    rx_proc, url = start_receiver(rx_dir)
+    try:
+        config = agent_settings_file(_mkdir(work / f"cfg-{batch}"), device, url,
                                      batch_size=batch, scan_interval_s=3600)
         peak = [0]
         done = threading.Event()
@@ -108,8 +115,15 @@ def drain(work: Path, n: int, batch: int) -> tuple[float, int, float]:
             done.set()
             sampler.join()
             stop_agent(proc)
-        if rx.count(DEVICE_ID) != n:
-            raise RuntimeError(f"receiver holds {rx.count(DEVICE_ID)} of {n}")
+    finally:
+        rx_proc.send_signal(signal.SIGTERM)
+        rx_proc.communicate(timeout=30)
+    held = ReceiverDB(rx_dir / "receiver.db")
+    try:
+        if held.count(DEVICE_ID) != n:
+            raise RuntimeError(f"receiver holds {held.count(DEVICE_ID)} of {n}")
+    finally:
+        held.close()
     return n / seconds, peak[0], used
 
 
