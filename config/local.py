@@ -50,7 +50,15 @@ def settings_path(args) -> Path:
 
 
 def load_settings(args) -> schema.Settings:
-    return schema.load(settings_path(args))
+    """The settings file; the built-in defaults only where there is no file at the
+    default place and the options say where the terminal or the store is (a development
+    machine or `pingjia simulate`: `pingjia status --port 8410 --token pingjia-sim`).
+    A file named with --config or $PINGJIA_CONFIG must exist."""
+    path = settings_path(args)
+    pointed = any(getattr(args, name, None) for name in ("port", "data_dir"))
+    if getattr(args, "config", None) is None and pointed and not path.exists():
+        return schema.defaults()
+    return schema.load(path)
 
 
 def db_path(args, settings) -> Path:

@@ -5,10 +5,12 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import DEVICE_ID, ROOT, Device, Simulator, add_records, as_json
+from tests.cli.conftest import (DEVICE_ID, ROOT, Device, Simulator, add_records, as_json,
+                                free_port, pingjia)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,17 @@ def test_the_reader_check_of_a_kiosk_shows_the_last_read_masked(tmp_path):
         assert not re.search(r"\d{15}", r.stdout + r.stderr)
     finally:
         sim.stop()
+
+
+@pytest.mark.skipif(Path("/etc/pingjia/pingjia.toml").exists(),
+                    reason="this machine has a settings file at the default place")
+def test_without_a_settings_file_the_options_say_where_the_terminal_and_store_are(tmp_path):
+    """A development machine or the simulator: no /etc/pingjia, the options are enough."""
+    add_records(Device(tmp_path), 2)  # a store in tmp_path/data; the settings file is unused
+    down = pingjia("status", "--json", "--port", free_port(), "--token", "t",
+                   "--data-dir", tmp_path / "data")
+    assert down.returncode == 3, down.stdout + down.stderr
+    answer = as_json(down)
+    assert answer["running"] is False and answer["queue_depth"] == 2
+    named = pingjia("--config", tmp_path / "missing.toml", "status", "--port", free_port())
+    assert named.returncode == 2 and "missing.toml" in named.stderr  # a named file must exist
