@@ -203,3 +203,43 @@ def test_no_metrics_file_unless_configured(device, central_rx, make_agent, tmp_p
     agent.drain()
     agent.write_metrics(force=True)
     assert not list(tmp_path.rglob("*.prom"))
+
+
+def test_a_running_terminal_shows_the_pulled_config_without_a_restart(device, central_rx,
+                                                                     make_agent, tmp_path):
+    """The whole path: the agent stores the centre's config, the running terminal's
+    health poll takes it up, the next visit uses its texts and tags."""
+    import threading
+
+    from config.settings import defaults
+    from terminal.runtime import Runtime
+    from tests.agent.conftest import SECRET, wait_until
+    from tests.terminal.flowkit import business
+
+    settings = defaults().with_values({
+        "device": {"id": DEVICE_ID, "data_dir": str(device)},
+        "buttons": {"pin_factory": "mock"}, "display": {"driver": "dummy"},
+        "sound": {"driver": "none"}})
+    runtime = Runtime(settings, secret=SECRET, api=False)
+    stop = threading.Event()
+    loop = threading.Thread(target=runtime.run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        term = runtime.terminal
+        assert term.snapshot().config.texts["welcome"] != "欢迎光临"
+        publish(central_rx, GOOD)
+        make_agent(central_rx.url).pull_config()
+        wait_until(lambda: term.snapshot().config.texts["welcome"] == "欢迎光临",
+                   timeout=10, what="the terminal to take up the central texts")
+        assert term.snapshot().config.invite_ms == 45_000
+
+        term.post(flow.Invite("v-central", (business(1, "户籍迁入"),), flow.Staff("0131", "王芳")))
+        wait_until(lambda: isinstance(term.snapshot().screen, flow.Invited), what="the invitation")
+        term.post(flow.Press(2))
+        screen = wait_until(lambda: isinstance(term.snapshot().screen, flow.Tagging)
+                            and term.snapshot().screen, what="the reasons")
+        assert [t.code for t in screen.options] == ["201", "207"]  # the centre's list, version 3
+    finally:
+        stop.set()
+        loop.join(timeout=5)
+        runtime.close()
