@@ -13,11 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip fonts-unifont xfonts-wqy)
+# only for the tests: the install scripts are checked with shellcheck
+TEST_APT_PACKAGES=(shellcheck)
 VENV=.venv
 
 need_apt() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "${APT_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -43,7 +45,7 @@ need_venv() {
 }
 
 setup() {
-  if command -v dpkg-query >/dev/null; then need_apt; fi
+  if command -v dpkg-query >/dev/null; then need_apt "$@"; fi
   need_venv
 }
 
@@ -56,7 +58,7 @@ case "$cmd" in
     if [ $# -eq 0 ]; then set -- --demo; fi
     exec "$VENV/bin/pingjia" simulate "$@" ;;
   test)
-    setup
+    setup "${TEST_APT_PACKAGES[@]}"
     exec "$VENV/bin/python" -m pytest "$@" ;;
   bench)
     setup
