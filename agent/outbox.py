@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, NamedTuple, Optional
 
@@ -73,16 +72,8 @@ class Outbox:
                                      f"but the settings say device.hash_alg = {hash_alg!r}")
         self.path = path
 
-    @contextmanager
     def _write(self):
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        return store.write_transaction(self.conn)
 
     # --- upload ----------------------------------------------------------------
 

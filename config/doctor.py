@@ -298,9 +298,9 @@ class Doctor:
                      f"(mode {self.settings.device.mode}, reader.driver {r.driver})")
             return
         self._node("reader", self.under(r.port), "dialout",
-                   f"plug the reader in; if it is there (ls /dev/serial/by-id/), adapt the udev "
-                   f"rule /etc/udev/rules.d/99-pingjia-reader.rules to its USB id (udevadm info "
-                   f"-a -n /dev/ttyUSB0) or set reader.port to its /dev/serial/by-id/ name")
+                   "plug the reader in; if it is there (ls /dev/serial/by-id/), adapt the udev "
+                   "rule /etc/udev/rules.d/99-pingjia-reader.rules to its USB id (udevadm info "
+                   "-a -n /dev/ttyUSB0) or set reader.port to its /dev/serial/by-id/ name")
 
     # --- fonts, disk, database ---------------------------------------------------
 
@@ -329,8 +329,8 @@ class Doctor:
             where = where.parent
         usage = shutil.disk_usage(where)
         free = f"{usage.free / 2**20:.0f} MiB free on {where}"
-        fix = (f"free space on that file system (sudo journalctl --vacuum-size=16M; sudo apt clean), "
-               f"or deliver and export old records: pingjia outbox export --to DIR")
+        fix = ("free space on that file system (sudo journalctl --vacuum-size=16M; sudo apt clean), "
+               "or deliver and export old records: pingjia outbox export --to DIR")
         if usage.free < DISK_FAIL:
             self.add("disk", "fail", free + ": records may soon fail to store", fix)
         elif usage.free < DISK_WARN:

@@ -150,19 +150,14 @@ def show(args) -> int:
 
 def retry_rejected(args) -> int:
     def work(conn, settings, path):
-        now = _now_iso()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        from terminal.store import write_transaction
+
+        with write_transaction(conn):
             seqs = [r[0] for r in conn.execute("SELECT seq FROM delivery WHERE status = 'rejected' "
                                                "ORDER BY seq")]
             # the old error stays in the row: it says why it was rejected before
             conn.execute("UPDATE delivery SET status = 'pending', updated_at = ? "
-                         "WHERE status = 'rejected'", [now])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+                         "WHERE status = 'rejected'", [_now_iso()])
         if seqs:
             from agent.wake import notify, wake_path
             notify(wake_path(Path(path).parent))

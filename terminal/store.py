@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -98,23 +99,31 @@ def schema_version(db) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
+@contextmanager
+def write_transaction(conn):
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error: the one way every part of the
+    project (terminal, agent, receiver, CLI) writes to a SQLite store."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def migrate(db: sqlite_utils.Database) -> int:
     version = schema_version(db)
     if version > SCHEMA_VERSION:
         raise StorageError(f"database schema {version} is newer than this software "
                            f"({SCHEMA_VERSION}); install the newer version")
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(db.conn):
             if schema_version(db) >= target:  # the other process migrated meanwhile
-                db.execute("COMMIT")
                 continue
             MIGRATIONS[target](db)
             db.execute(f"PRAGMA user_version = {target}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
     return SCHEMA_VERSION
 
 
@@ -236,10 +245,9 @@ class Store(Reader):
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if "chain_id" not in meta:
             chain_id = str(uuid.uuid4())
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('chain_id', ?), ('hash_alg', ?), "
-                            "('device_id', ?)", [chain_id, self.hash_alg, self.device_id])
-            self.db.execute("COMMIT")
+            with write_transaction(self.db.conn) as conn:
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('chain_id', ?), ('hash_alg', ?), "
+                             "('device_id', ?)", [chain_id, self.hash_alg, self.device_id])
             meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         if meta["hash_alg"] != self.hash_alg:
             raise StorageError(f"the records in {self.path} are chained with {meta['hash_alg']} but "
@@ -261,9 +269,7 @@ class Store(Reader):
                 raise StorageError(f"could not store {len(drafts)} record(s): {exc}") from exc
 
     def _append_locked(self, drafts):
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.db.conn) as conn:
             row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (row[0], row[1]) if row else (0, rec.ZERO_HASH)
             sealed = []
@@ -278,12 +284,7 @@ class Store(Reader):
                 conn.execute("INSERT INTO delivery (seq, status, attempts) VALUES (?, 'pending', 0)",
                              (seq,))
                 sealed.append(record)
-            conn.execute("COMMIT")
-            return sealed
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        return sealed
 
     def verify(self) -> list[dict]:
         """Check this device's whole chain; empty list means intact."""

@@ -23,7 +23,7 @@ import sqlite_utils
 from agent.receiver import chain
 from agent.receiver.schemas import Check
 from terminal.records import HASH_ALGS
-from terminal.store import connect
+from terminal.store import connect, write_transaction
 
 SCHEMA_VERSION = 1
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -103,15 +103,8 @@ class ReceiverDB:
     @contextmanager
     def _transaction(self):
         """One write transaction, under the lock."""
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+        with self._lock, write_transaction(self.conn) as conn:
+            yield conn
 
     def _query(self, sql: str, args: Iterable = ()) -> list:
         with self._lock:

@@ -28,7 +28,7 @@ from agent import signing
 from agent.receiver.db import Device, ReceiverDB, ReceiverError, check_device
 from agent.receiver.faults import FaultPlan, Faults, OUTCOMES
 from agent.receiver.schemas import SPEC, Check, request_schema
-from terminal.api import (ApiFailure, _declared_body, _Handler, _HttpServer, _loggable, _pattern,
+from terminal.api import (ApiFailure, _Handler, _HttpServer, _loggable, _pattern,
                           match)
 
 log = logging.getLogger("pingjia.receiver")

@@ -18,7 +18,7 @@ from terminal.flow.kiosk import CHOOSE_ROLES, KIOSK_SCREENS, Choosing, LookingUp
 from terminal.flow.model import Finished, Idle, State
 from terminal.screens import window
 from terminal.screens.layout import Box, draw_fitted, ellipsize, fit
-from terminal.screens.window import Canvas, _column, _crc, _overlay, _sync_text
+from terminal.screens.window import Canvas, _column, _overlay, _sync_text
 
 CARD_PROMPT = "请刷身份证"
 CARD_HINT = "请将身份证放在读卡区"
@@ -59,9 +59,7 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
         _notice(c, state, screen)
     else:
         _idle(c, state)
-    if state.fault:
-        _overlay(c, [("系统异常 已恢复", c.both, c.ink.fg),
-                     ("代码 F-" + _crc(state.fault), (c.small,), c.ink.dim)], state.page)
+    window.fault_overlay(c, state)
     return c.image
 
 

@@ -112,10 +112,15 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
         _paused(c, state)
     else:
         _idle(c, state)
+    fault_overlay(c, state)
+    return c.image
+
+
+def fault_overlay(c: Canvas, state: State) -> None:
+    """An internal error the flow survived: said over whatever screen is showing."""
     if state.fault:
         _overlay(c, [("系统异常 已恢复", c.both, c.ink.fg),
                      ("代码 F-" + _crc(state.fault), (c.small,), c.ink.dim)], state.page)
-    return c.image
 
 
 def render_out_of_service(size=(128, 64), mode: str = "1", fonts=None) -> Image.Image:

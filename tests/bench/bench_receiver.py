@@ -20,7 +20,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import requests  # noqa: E402
 from agent import signing  # noqa: E402
 from terminal.store import DB_NAME, Store  # noqa: E402
 from tests.agent.conftest import DEVICE_ID, SECRET, drafts  # noqa: E402
-from tests.bench.figures import line, percentile  # noqa: E402
+from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
 
 TARGET_RPS = 5000
 
@@ -91,10 +90,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--dir", help="where the databases go (default: a temporary directory "
-                                      "under the current one, i.e. on the same disk)")
+    add_dir_option(parser)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pingjia-bench-", dir=args.dir or os.getcwd()) as tmp:
+    with work_dir(args) as tmp:
         tmp = Path(tmp)
         records = make_records(tmp, args.records)
         bodies = [json.dumps({"records": records[i:i + args.batch]}, ensure_ascii=False,

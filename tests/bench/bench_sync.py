@@ -27,7 +27,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from terminal.store import DB_NAME  # noqa: E402
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,  # noqa: E402
                                   open_store)
 from tests.bench.bench_receiver import start_receiver  # noqa: E402
-from tests.bench.figures import line, percentile  # noqa: E402
+from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -167,10 +166,9 @@ def main(argv=None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=2000, help="records of the one-by-one run")
     parser.add_argument("--latency", type=int, default=200, help="records of the latency run")
-    parser.add_argument("--dir", help="where the databases go (default: a temporary directory "
-                                      "under the current one, i.e. on the same disk)")
+    add_dir_option(parser)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pingjia-bench-", dir=args.dir or os.getcwd()) as tmp:
+    with work_dir(args) as tmp:
         tmp = Path(tmp)
         batched, peak, cpu = drain(tmp, args.records, 500)
         single, _, _ = drain(tmp, args.sample, 1)

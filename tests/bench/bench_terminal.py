@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -40,7 +38,7 @@ from terminal import flow, screens  # noqa: E402
 from terminal.clock import SystemClock  # noqa: E402
 from terminal.service import Terminal  # noqa: E402
 from terminal.store import _COLUMNS, _INSERT_RECORD, DB_NAME, Store, _record_row  # noqa: E402
-from tests.bench.figures import line, percentile  # noqa: E402
+from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
 
 SECRET = b"bench-secret-0123456789abcdef"
 
@@ -170,10 +168,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=400)
     parser.add_argument("--commits", type=int, default=300)
-    parser.add_argument("--dir", help="where the databases go (default: a temporary directory "
-                                      "under the current one, i.e. on the same disk)")
+    add_dir_option(parser)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pingjia-bench-", dir=args.dir or os.getcwd()) as tmp:
+    with work_dir(args) as tmp:
         tmp = Path(tmp)
         navigate, rate = press_to_frame(tmp, args.presses)
         ours, base_same, base_minimal = commit_cost(tmp, args.commits)

@@ -1,5 +1,8 @@
-"""Shared arithmetic of the benchmarks: percentiles and a verdict against a target."""
+"""Shared parts of the benchmarks: percentiles, a verdict against a target, the work dir."""
 from __future__ import annotations
+
+import os
+import tempfile
 
 
 def percentile(values, q: float) -> float:
@@ -21,3 +24,14 @@ def line(name: str, value: float, unit: str, target: float | None = None,
         sign = "≥" if higher_is_better else "≤"
         text += f"   (target {sign} {fmt.format(target)} {unit}: {verdict(value, target, higher_is_better)})"
     return text
+
+
+def add_dir_option(parser) -> None:
+    parser.add_argument("--dir", help="where the databases go (default: a temporary directory "
+                                      "under the current one, i.e. on the same disk)")
+
+
+def work_dir(args):
+    """A temporary directory for the databases (removed afterwards), under --dir: on the
+    disk whose fsync the figures should include."""
+    return tempfile.TemporaryDirectory(prefix="pingjia-bench-", dir=args.dir or os.getcwd())

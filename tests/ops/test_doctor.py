@@ -75,8 +75,8 @@ def complete(root: Path, vcgencmd_dir: Path, throttled: str = "0x0", with_cli: b
     """Put every piece the doctor asks for into the scratch root."""
     gid = os.getgid()
     etc = root / "etc"
-    (etc / "passwd").write_text(f"root:x:0:0:root:/root:/bin/bash\n"
-                                f"pingjia:x:990:990::/var/lib/pingjia:/usr/sbin/nologin\n")
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                "pingjia:x:990:990::/var/lib/pingjia:/usr/sbin/nologin\n")
     # the hardware groups get this process's gid: the fake device nodes below belong to it
     (etc / "group").write_text(f"root:x:0:\npingjia:x:990:\ngpio:x:{gid}:pingjia\n"
                                f"i2c:x:{gid}:pingjia\nspi:x:{gid}:pingjia\ndialout:x:{gid}:pingjia\n")

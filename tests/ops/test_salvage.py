@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from terminal import records as rec
-from terminal.salvage import BUILDING, DAMAGED, META_KEY, READING, ensure_intact, integrity_problems, last_salvage
+from terminal.salvage import BUILDING, DAMAGED, READING, ensure_intact, integrity_problems, last_salvage
 from terminal.store import DB_NAME, Reader, Store
 from tests.ops.conftest import DEVICE_ID, ROOT, SECRET, get_status, make_store, sim_config, start_terminal, stop
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from terminal import flow
-from terminal.flow import (CHOOSE_ROLES, Business, CardFailed, CardRead, Choosing, Finished,
+from terminal.flow import (CHOOSE_ROLES, CardFailed, CardRead, Choosing, Finished,
                            LookingUp, LookupDone, Notice, StartLookup)
 from terminal.flow.kiosk import KIOSK_HINT, LOOKUP_GRACE_MS
 from tests.terminal.flowkit import Flow, business, config
