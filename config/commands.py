@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 from config import changes
+from config import check as settings_check
 from config import edit
 from config import local
 from config import settings as schema
-from config import tags as tag_lists
 from config.document import toml_value
 from config.errors import ConfigError
 
@@ -75,9 +75,13 @@ def _load(args) -> schema.Settings:
 
 
 def validate(args) -> int:
-    settings = _load(args)
-    tag_lists.for_settings(settings)
-    local.emit(args, {"file": settings.source, "valid": True}, f"{settings.source}: ok")
+    """The terminal's own start check (config/check.py), the port probe included."""
+    checked = settings_check.check_file(local.settings_path(args), settings_check.VALIDATE)
+    source = checked.settings.source
+    for warning in checked.warnings:
+        print(f"pingjia: warning: {warning}", file=sys.stderr)
+    local.emit(args, {"file": source, "valid": True,
+                      "warnings": [str(w) for w in checked.warnings]}, f"{source}: ok")
     return 0
 
 

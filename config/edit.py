@@ -16,11 +16,12 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from config import changes
+from config import check as settings_check
 from config import settings as schema
-from config import tags as tag_lists
+from config import tomlfile
 from config.atomic import write_text
 from config.document import render
-from config.errors import ConfigError, Problem
+from config.errors import ConfigError, Problem, key_at_line
 
 
 class KeyProblem(ValueError):
@@ -84,11 +85,9 @@ def default_text() -> str:
 def read_text(path: Path) -> tuple[str, bool]:
     """The file's text, or the documented defaults when it does not exist yet."""
     try:
-        return path.read_text(encoding="utf-8"), True
+        return tomlfile.read_text(path), True
     except FileNotFoundError:
         return default_text(), False
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
 
 
 def parse_for(key: Key, raw: str) -> Any:
@@ -104,8 +103,11 @@ def set_value(text: str, key: Key, value: Any, source: str = "<settings>") -> st
     try:
         doc = tomlkit.parse(text)
     except TOMLKitError as exc:
-        raise ConfigError([Problem(source, getattr(exc, "line", None), "",
+        line = getattr(exc, "line", None)
+        raise ConfigError([Problem(source, line, key_at_line(text, line),
                                    f"not valid TOML: {exc}")]) from None
+    except RecursionError:
+        raise tomlfile.too_deep(text, source) from None
     if key.section not in doc:
         doc.add(key.section, tomlkit.table())
     table = doc[key.section]
@@ -132,10 +134,9 @@ def _item(value):
 
 
 def check(text: str, source: str) -> schema.Settings:
-    """The settings `text` stands for, checked as the services will (tag file included)."""
-    settings = schema.loads(text, source)
-    tag_lists.for_settings(settings)
-    return settings
+    """The settings `text` stands for, checked as the terminal's start will (config/check.py:
+    tag file and API token included; the port is the running terminal's, not probed)."""
+    return settings_check.check_text(text, source).settings
 
 
 @dataclass(frozen=True)

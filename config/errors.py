@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from config.text import shorten, text_problem
+
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
 
@@ -17,7 +19,15 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return f"{where}: {shown_key(self.key)}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+def shown_key(key: str) -> str:
+    """A key as a message may print it: a key from outside may be huge or hold characters
+    a terminal or a log cannot take (a lone surrogate from a JSON body)."""
+    if len(key) > 80 or text_problem(key):
+        return shorten(key, 80)
+    return key
 
 
 class ConfigError(Exception):
@@ -65,6 +75,24 @@ def locate_key(text: str | None, key: str) -> int | None:
             if depth == len(path) and depth > best_depth:
                 best, best_depth = number, depth
     return best
+
+
+def key_at_line(text: str | None, line: int | None) -> str:
+    """The dotted key set on `line` (1-based), or the table it is in; "" if none."""
+    if not text or not line:
+        return ""
+    table: list[str] = []
+    for number, content in enumerate(text.splitlines(), 1):
+        m = _TABLE.match(content)
+        if m:
+            table = _split(m.group(1))
+        else:
+            m = _KEY.match(content)
+        if number == line:
+            if m and m.re is _KEY:
+                return ".".join(table + _split(m.group(1)))
+            return ".".join(table)
+    return ".".join(table)
 
 
 def _common(a: list[str], b: list[str]) -> int:

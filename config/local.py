@@ -52,7 +52,7 @@ def settings_path(args) -> Path:
 def load_settings(args) -> schema.Settings:
     """The settings file; the built-in defaults only where there is no file at the
     default place and the options say where the terminal or the store is (a development
-    machine or `pingjia simulate`: `pingjia status --port 8410 --token pingjia-sim`).
+    machine or `pingjia simulate`: `pingjia status --port 8410 --token pingjia-simulator-demo-token`).
     A file named with --config or $PINGJIA_CONFIG must exist."""
     path = settings_path(args)
     pointed = any(getattr(args, name, None) for name in ("port", "data_dir"))

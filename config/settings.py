@@ -9,17 +9,15 @@ half-valid file.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11 (Raspberry Pi OS bullseye)
-    import tomli as tomllib
-
+from config import tomlfile
 from config.errors import ConfigError, Problem, locate_key
+from config.text import first_text_problem, shorten
 
 DEFAULT_PATH = "/etc/pingjia/pingjia.toml"
 LEVELS = (5, 4, 3, 2, 1)
@@ -75,6 +73,17 @@ def max_len(n):
             return f"must be at most {n} characters"
         return None
     return check
+
+
+def ip_literal(value):
+    # No host names: the device binds before any resolver may answer (a hall network
+    # often has none), and "localhost" may mean ::1 on one image and 127.0.0.1 on another.
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return ("must be an IP address such as 0.0.0.0 (every interface), 127.0.0.1 "
+                "(this device only) or ::; host names are not looked up")
+    return None
 
 
 def _gpio_map(value):
@@ -196,7 +205,9 @@ class DisplaySettings:
 
 @dataclass(frozen=True)
 class ApiSettings:
-    bind: str = setting("0.0.0.0", "address the local API listens on")
+    bind: str = setting("0.0.0.0", "address the local API listens on: an IP address "
+                                   "(0.0.0.0 every interface, 127.0.0.1 this device only, "
+                                   ":: for IPv6), not a host name", ip_literal)
     port: int = setting(8410, "local API port", int_range(1, 65535))
     token: str = setting("", "bearer token of the local API (or token_file)", max_len(256))
     token_file: str = setting("", "file holding the bearer token")
@@ -214,6 +225,9 @@ class TimeoutSettings:
     fault_s: int = setting(5, "how long the fault screen stays", int_range(1, 60))
     info_s: int = setting(15, "how long the device information screen (a button held while "
                               "idle) stays", int_range(3, 120))
+    kiosk_list_s: int = setting(15, "kiosk: a card holder's list of businesses ends after this "
+                                    "long without a key press (the card is not needed on the "
+                                    "reader meanwhile)", int_range(5, 120))
 
 
 @dataclass(frozen=True)
@@ -318,22 +332,21 @@ def load(path: str | Path) -> Settings:
     """Read and check a settings file; raise ConfigError naming file, line and key."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = tomlfile.read_text(path)
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), None, "", "file not found; copy config/pingjia.toml "
                                                           "there or pass --config")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc}")]) from None
     return loads(text, str(path))
 
 
 def loads(text: str, source: str = "<string>") -> Settings:
+    if text.startswith(tomlfile.BOM):
+        text = text[1:]
+    data = tomlfile.parse(text, source)
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = _toml_error_line(str(exc))
-        raise ConfigError([Problem(source, line, "", f"not valid TOML: {exc}")]) from None
-    return from_dict(data, source, text)
+        return from_dict(data, source, text)
+    except RecursionError:  # a value nested deeper than any setting takes
+        raise tomlfile.too_deep(text, source) from None
 
 
 def from_dict(data: Mapping[str, Any], source: str = "<settings>", text: str | None = None) -> Settings:
@@ -393,13 +406,25 @@ def _build_section(cls, name, raw, report):
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         value, error = _coerce(value, default)
+        if error is None:
+            error = _text_error(value, where)
         if error is None and f.metadata.get("check"):
             error = f.metadata["check"](value)
         if error:
-            report(where, f"{error} (got {value!r})")
+            report(where, f"{error} (got {shorten(value)})")
             continue
         values[key] = value
     return cls(**values)
+
+
+def _text_error(value, where: str) -> str | None:
+    """Every string of a setting, inside lists and tables too, must be one the device can
+    show, store and log (config/text.py); no setting holds a line break."""
+    found = first_text_problem(value, where)
+    if found is None:
+        return None
+    path, why = found
+    return why if path == where else f"{path[len(where):].lstrip('.')}: {why}"
 
 
 def _coerce(value, default):
@@ -419,7 +444,8 @@ def _coerce(value, default):
     if isinstance(default, list):
         if not isinstance(value, list):
             return value, "must be a list"
-        sample = default[0] if default else None
+        # a list whose default is empty (display.fonts) is a list of texts
+        sample = default[0] if default else ""
         if sample is not None:
             for item in value:
                 _, err = _coerce(item, sample)
@@ -434,7 +460,7 @@ def _coerce(value, default):
         out = {}
         for k, v in value.items():
             if isinstance(sample_key, int):
-                if not str(k).isdigit():
+                if not (str(k).isascii() and str(k).isdigit()):  # int("²") fails
                     return value, f"key {k!r} must be a level number"
                 k = int(k)
             if sample_val is not None:
@@ -452,7 +478,3 @@ def to_dict(settings: Settings) -> dict:
         out[name] = _copy(dataclasses.asdict(getattr(settings, name)))
     return out
 
-
-def _toml_error_line(message: str) -> int | None:
-    m = re.search(r"line (\d+)", message)
-    return int(m.group(1)) if m else None

@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib
-
+from config import tomlfile
 from config.errors import ConfigError, Problem
+from config.text import first_text_problem, shorten
 
 BUILTIN = Path(__file__).with_name("tags_v2.toml")
 SUBJECTS = ("item", "staff")
@@ -50,6 +47,11 @@ def parse(data: Mapping[str, Any], source: str) -> TagList:
     def bad(key, message):
         problems.append(Problem(source, None, key, message))
 
+    if not isinstance(data, Mapping):
+        raise ConfigError([Problem(source, None, "", "must be a table with version and levels")])
+    found = first_text_problem(data)  # a text the device cannot show or store: refused whole
+    if found:
+        raise ConfigError([Problem(source, None, found[0], found[1])])
     version = data.get("version")
     if not isinstance(version, str) or not 1 <= len(version) <= 16:
         bad("version", "must be a short string such as \"2\"")
@@ -84,7 +86,7 @@ def parse(data: Mapping[str, Any], source: str) -> TagList:
                 bad(here + ".subject", "must be \"item\" or \"staff\"")
             extra = set(item) - {"code", "text", "subject"}
             if extra:
-                bad(here, "unknown keys " + ", ".join(sorted(extra)))
+                bad(here, "unknown keys " + shorten(", ".join(sorted(map(str, extra)))))
             if isinstance(code, str):
                 seen.add(code)
             tags.append(Tag(str(code), str(text), str(subject)))
@@ -100,11 +102,9 @@ def parse(data: Mapping[str, Any], source: str) -> TagList:
 def load_file(path: str | Path) -> TagList:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomlfile.parse(tomlfile.read_text(path), str(path))
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), None, "", "tag file not found")]) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read tag file: {exc}")]) from None
     return parse(data, str(path))
 
 

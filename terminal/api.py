@@ -32,6 +32,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from config import check as settings_check
 from config.errors import ConfigError, Problem
 from terminal import flow
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
@@ -45,7 +46,6 @@ CLIENT_TIMEOUT_S = 10.0     # a client that sends nothing for this long is dropp
 BODY_DEADLINE_S = 20.0      # a body trickled in slower than this is dropped too
 MAX_CONNECTIONS = 32        # beyond this a new connection gets 503 at once
 SAVING_GRACE_S = 2.0        # how long a read waits for a commit under way
-_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")   # RFC 6750 b64token: sendable in a header
 _SPEC_URI = "urn:pingjia:local-api"
 
 
@@ -140,26 +140,11 @@ class ApiFailure(Exception):
 
 
 def load_token(settings) -> str:
-    """The bearer token from `token` or `token_file`. The API never serves without one."""
-    token, source = settings.token.strip(), "api.token"
-    if not token and settings.token_file:
-        source = settings.token_file
-        try:
-            with open(settings.token_file, encoding="utf-8") as f:
-                token = f.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([Problem(settings.token_file, None, "api.token_file",
-                                       f"cannot read the API token: {exc}")]) from None
-    if not token:
-        raise ConfigError([Problem("settings", None, "api.token",
-                                   "the local API needs a bearer token: set api.token or "
-                                   "api.token_file (e.g. `openssl rand -hex 24`)")])
-    if not _TOKEN.fullmatch(token):
-        raise ConfigError([Problem(source, None, "api.token",
-                                   "the token may only hold letters, digits and -._~+/ "
-                                   "(it travels in an HTTP header)")])
-    if len(token) < 16:
-        log.warning("the local API token is short (%d characters); use 24 or more", len(token))
+    """The bearer token from `token` or `token_file`, by the one settings check (config/
+    check.py): the API never serves without one, nor with a guessable one."""
+    token, warnings = settings_check.api_token(settings)
+    for warning in warnings:
+        log.warning("%s", warning)
     return token
 
 

@@ -7,7 +7,9 @@ import sys
 import threading
 import time
 
+from config import check as settings_check
 from config import settings as config_settings
+from config.errors import ConfigError
 from terminal.sdnotify import Notifier
 
 log = logging.getLogger("pingjia.terminal")
@@ -64,8 +66,18 @@ class LoopHeartbeat:
 def run_command(args) -> int:
     from terminal.runtime import Runtime
 
-    settings = config_settings.load(args.config or config_settings.DEFAULT_PATH)
     notifier = Notifier()
+    try:  # the same check as `pingjia config validate`, the port probe included
+        checked = settings_check.check_file(args.config or config_settings.DEFAULT_PATH,
+                                            settings_check.START)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"pingjia terminal: {problem}", file=sys.stderr)
+        notifier.status(f"failed: {exc.problems[0]}")
+        return 2
+    for warning in checked.warnings:
+        log.warning("%s", warning)
+    settings = checked.settings
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -50,7 +50,7 @@ from terminal.secret import ensure_sim_secret
 
 log = logging.getLogger("pingjia.simulate")
 
-SIM_TOKEN = "pingjia-sim"
+SIM_TOKEN = "pingjia-simulator-demo-token"
 HOLD_KEYS = {"!": 1, "@": 2, "#": 3, "$": 4, "%": 5}
 HELP = "键 1-5 评价(5=非常满意)  Shift+1-5 长按  n 新邀请  o 断网/联网  q 退出"
 KIOSK_HELP = ("键 c 放身份证  f 放外国人永久居留证  u 放读不出的卡  x 取走卡/拔插读卡器  "

@@ -60,7 +60,7 @@ def test_unknown_keys_and_sections_are_errors():
 
 def test_toml_syntax_error_has_a_line():
     got = problems('[site]\nwindow_no = "01\n')
-    assert got[0].startswith("/etc/pingjia/pingjia.toml:2: not valid TOML")
+    assert got[0].startswith("/etc/pingjia/pingjia.toml:2: site.window_no: not valid TOML")
 
 
 def test_types_are_strict():

@@ -7,14 +7,15 @@ from config.edit import default_text, set_many
 from terminal import flow
 from terminal.screens.gallery import count_test_frames
 
-from tests.terminal.conftest import start_terminal
+from tests.terminal.conftest import TOKEN, start_terminal
 
 
 @pytest.fixture
 def tech(tmp_path):
     settings_file = tmp_path / "pingjia.toml"
     settings_file.write_text(default_text(), encoding="utf-8")
-    set_many(settings_file, {"site.window_no": "07", "site.area_code": "330106"})
+    set_many(settings_file, {"site.window_no": "07", "site.area_code": "330106",
+                             "api.token": TOKEN})
     run, close = start_terminal(tmp_path, settings_file=str(settings_file))
     run.settings_file = settings_file
     r = run.call("PUT", "/v1/staff", {"id": "0131", "name": "王芳"})
