@@ -17,9 +17,14 @@ thanks, unrated records for timeouts and superseded invitations. What the kiosk 
 - Choosing nothing, or leaving, records nothing: nobody was invited to rate a business
   until one was chosen. A kiosk-app invitation (local API) supersedes a lookup or a
   choice in progress and goes straight to rating, with real_name false.
-- A card read while someone is rating is ignored; anywhere else (a message, the thanks
-  screen, a lookup or a choice in progress: nothing is recorded before a choice) it
-  starts a new lookup, and the answer to an older one is dropped as stale.
+- A card session ends as soon as another card is read, and its business list after
+  `list_ms` without a key press: the holder took the card away long ago (the reader needs
+  it only for the read), so a list or a rating screen left standing would let the next
+  person rate in the holder's name. A card read anywhere (a message, the thanks screen,
+  a lookup, a list, the rating of a card holder's business) starts a new lookup, and the
+  answer to an older one is dropped as stale; a business already chosen becomes unrated
+  `superseded` (or keeps the bad rating already pressed), like a superseded invitation.
+  Only a kiosk-app invitation being rated ignores cards: it is nobody's real-name session.
 - Every message screen (nothing found, network down, unreadable or unsupported card,
   reader fault) goes back to idle after `fault_ms` or at a key press.
 """
@@ -112,17 +117,23 @@ def leds(state: State) -> frozenset:
 
 def _card_read(state: State, ev: CardRead, now: Now):
     cfg = state.config
-    if state.storage_error or state.paused or not isinstance(state.screen, _OPEN_TO_CARDS):
-        return state, ()  # someone is rating, or the kiosk cannot take a rating now
+    visit = window.open_visit(state)
+    real_name = visit is not None and visit.real_name
+    if state.storage_error or state.paused or not (isinstance(state.screen, _OPEN_TO_CARDS)
+                                                   or real_name):
+        return state, ()  # an app invitation is being rated, or the kiosk cannot rate now
     if ev.card_type not in cfg.card_types:
         if not isinstance(state.screen, _OPEN_TO_FAILURES):
             return state, ()  # like a failed read: the lookup or choice in progress goes on
         return _notice(state, "unsupported", now), ()
+    effects: tuple = ()
+    if real_name:  # the holder's session ends: the card on the reader is someone's new one
+        state, effects = window.supersede(state, now)
     n = state.lookups + 1
     screen = LookingUp(n, ev.masked_name, ev.card_type,
                        now.mono_ms + cfg.lookup_ms + LOOKUP_GRACE_MS)
     state = replace(window._go(state, screen, now), lookups=n)
-    return state, (StartLookup(n, ev.cert_type, ev.cert_no, cfg.lookup_ms),)
+    return state, effects + (StartLookup(n, ev.cert_type, ev.cert_no, cfg.lookup_ms),)
 
 
 def _card_failed(state: State, ev: CardFailed, now: Now):
@@ -142,7 +153,7 @@ def _lookup_done(state: State, ev: LookupDone, now: Now):
         return _notice(state, "not_found", now), ()
     if len(options) == 1:
         return _invite(state, options[0], now)
-    choosing = Choosing(screen.masked_name, options, now.mono_ms + state.config.tags_ms)
+    choosing = Choosing(screen.masked_name, options, now.mono_ms + state.config.list_ms)
     return window._go(state, choosing, now), (Sound("invite"),)
 
 
@@ -202,7 +213,7 @@ def _choose_key(state: State, screen: Choosing, role: str, now: Now):
         return window._go(state, Idle(), now), ()
     move = -1 if role == "up" else 1
     moved = replace(screen, cursor=(screen.cursor + move) % n,
-                    deadline=now.mono_ms + state.config.tags_ms)
+                    deadline=now.mono_ms + state.config.list_ms)
     return window._go(state, moved, now), ()
 
 

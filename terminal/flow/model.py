@@ -83,6 +83,7 @@ class FlowConfig:
     version: str = ""
     lookup_ms: int = 5_000            # kiosk: the central lookup's own timeout
     card_types: tuple = CARD_TYPES    # kiosk: card types that may look up businesses
+    list_ms: int = 15_000             # kiosk: a card holder's business list, without a key
 
     def text(self, key: str) -> str:
         """A screen text: the configured one, else the settings' documented default."""
@@ -107,7 +108,7 @@ class FlowConfig:
                    area_code=site.area_code, pf=site.pf, dept_code=site.dept_code,
                    dept_name=site.dept_name, require_staff=site.require_staff, version=version,
                    lookup_ms=settings.reader.lookup_timeout_s * 1000,
-                   card_types=tuple(settings.reader.card_types))
+                   card_types=tuple(settings.reader.card_types), list_ms=t.kiosk_list_s * 1000)
 
 
 # --- screens (the mode the flow is in) ------------------------------------------

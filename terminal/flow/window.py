@@ -36,6 +36,15 @@ def open_visit(state: State):
     return screen.visit if isinstance(screen, (Invited, Tagging)) else None
 
 
+def supersede(state: State, now: Now):
+    """(state, effects) with the open invitation ended as when a new one takes the screen:
+    unrated `superseded`, or the bad rating already given; the screen is left to the caller."""
+    effects: list = []
+    records, _ = _close(state, now, "superseded")
+    state, _ = _store(state, records, effects)
+    return state, tuple(effects)
+
+
 def next_deadline(state: State):
     """The monotonic ms at which the flow wants a Tick, or None."""
     times = [state.page_at]

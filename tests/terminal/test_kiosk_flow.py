@@ -209,13 +209,28 @@ def test_a_list_nobody_chooses_from_times_out_without_a_record():
     f = kiosk()
     card(f)
     answer(f, *FOUND)
-    f.advance(f.state.config.tags_ms - 1)
+    f.advance(f.state.config.list_ms - 1)
     assert f.screen == "Choosing"
     role(f, "down")  # a key press restarts the wait
-    f.advance(f.state.config.tags_ms - 1)
+    f.advance(f.state.config.list_ms - 1)
     assert f.screen == "Choosing"
     f.advance(1)
     assert f.screen == "Idle" and f.records == []
+
+
+def test_a_list_left_standing_ends_after_the_short_list_time_not_the_tag_time():
+    """The card left the reader at once: the next person must not find the list usable."""
+    from config import settings as schema
+    from config.tags import builtin
+
+    assert flow.FlowConfig.from_settings(schema.defaults(), builtin()).list_ms == 15_000
+    f = kiosk(list_ms=7_000, tags_ms=30_000)
+    card(f)
+    answer(f, *FOUND)
+    f.advance(7_000)
+    assert f.screen == "Idle" and f.records == []
+    f.press(5)
+    assert f.screen == "Idle" and f.records == [], "a key after the list ended rates nothing"
 
 
 def test_a_chosen_business_nobody_rates_is_recorded_unrated():
@@ -343,18 +358,42 @@ def test_pending_drafts_count_as_rated_in_a_lookup():
 
 # --- cards at other moments ---------------------------------------------------------------------
 
-def test_a_card_while_someone_rates_is_ignored():
+def test_another_card_ends_a_chosen_business_waiting_for_its_rating():
     f = kiosk()
     card(f)
     answer(f, *FOUND)
     role(f, "choose")
+    visit = f.state.screen.visit
     card(f, cert_no="110101199003070035")
-    assert f.screen == "Invited" and len(f.lookups) == 1
-    f.press(2)
+    assert f.screen == "LookingUp" and len(f.lookups) == 2
+    (r,) = f.records
+    assert r["visit_id"] == visit.visit_id and r["kind"] == "unrated"
+    assert r["unrated_reason"] == "superseded" and r["real_name"] is True
+    f.press(5)
+    assert len(f.records) == 1, "a key under the new card's lookup rates nothing"
+    answer(f, *FOUND[1:])
+    assert f.screen == "Choosing" and f.state.screen.masked_name == MASKED
+
+
+def test_another_card_keeps_the_bad_rating_already_pressed():
+    f = kiosk()
     card(f)
-    assert f.screen == "Tagging" and len(f.lookups) == 1
+    answer(f, *FOUND)
+    role(f, "choose")
+    f.press(2)
     f.send(CardFailed("reader_fault"))
-    assert f.screen == "Tagging"
+    assert f.screen == "Tagging", "a reader fault does not end a session"
+    card(f, cert_no="110101199003070035")
+    (r,) = f.records
+    assert f.screen == "LookingUp"
+    assert r["kind"] == "rating" and r["level"] == 2 and r["real_name"] is True
+
+
+def test_a_card_while_an_app_invitation_is_rated_is_ignored():
+    f = kiosk()
+    f.invite(business(9))
+    card(f)
+    assert f.screen == "Invited" and f.lookups == [] and f.records == []
 
 
 @pytest.mark.parametrize("where", ["notice", "thanks", "choosing", "looking_up"])
