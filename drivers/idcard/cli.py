@@ -2,7 +2,10 @@
 
     python -m drivers.idcard.cli read --port /dev/serial/by-id/... [--baud B] [--json] [--timeout S]
 
-Exit codes: 0 card read, 1 no card or read failed, 2 usage or port/reader error.
+Exit codes: 0 card read, 1 no card, read failed, or the card's ID number fails its GB
+11643 check digit (a forged or misprinted card, or a reader that garbles the text block:
+either way the technician must know; `--json` then says `"id_valid": false`), 2 usage or
+port/reader error.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from .frames import BAUD_CODES, CardFault, NoCard, ReaderIOError, StatusError
 from .reader import IdCardReader
 
 EXIT_OK, EXIT_NO_CARD, EXIT_USAGE = 0, 1, 2
+EXIT_BAD_ID = EXIT_NO_CARD  # the commands' scheme: 1 is "a problem was found"
+ID_CHECK_TEXT = {True: "ok (GB 11643 check digit)", False: "WRONG check digit (GB 11643)",
+                 None: "none (this card type has no check digit)"}
 
 
 def add_read_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,12 +83,19 @@ def cmd_read(args: argparse.Namespace, *, stdout: Optional[TextIO] = None,
         print(f"error: {exc}", file=stderr)
         return EXIT_USAGE
     masked = card.masked()
+    valid = card.id_check_ok  # None: the card type's number has no check digit
     if args.json:
-        print(json.dumps({**masked, "cert_type": card.cert_type}, ensure_ascii=False), file=stdout)
+        print(json.dumps({**masked, "cert_type": card.cert_type, "id_valid": valid},
+                         ensure_ascii=False), file=stdout)
     else:
         print(f"card type: {masked['card_type']} ({CARD_TYPE_LABELS[card.card_type]})", file=stdout)
         print(f"name: {masked['name']}", file=stdout)
         print(f"id: {masked['id']}", file=stdout)
+        print(f"id check: {ID_CHECK_TEXT[valid]}", file=stdout)
+    if valid is False:
+        print(f"warning: the ID number {masked['id']} has a wrong check digit (GB 11643): "
+              "the card or the reader's text is not genuine", file=stderr)
+        return EXIT_BAD_ID
     return EXIT_OK
 
 

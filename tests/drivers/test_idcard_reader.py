@@ -459,7 +459,7 @@ def test_cli_json(sim):
     code, out, _ = run_cli("read", "--port", sim.link, "--json", "--baud", "115200")
     assert code == 0
     assert json.loads(out) == {"card_type": "resident", "name": "张*", "id": "1101**********002X",
-                               "cert_type": "111"}
+                               "cert_type": "111", "id_valid": True}
 
 
 def test_cli_no_card_exits_1(sim):
