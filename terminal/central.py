@@ -45,8 +45,9 @@ def validate(body: Any) -> dict:
     if "tags" in body:
         try:
             tag_lists.parse(body["tags"], SOURCE)
-        except ConfigError as exc:
-            problems += exc.problems
+        except ConfigError as exc:  # named as the central config names them: tags.levels...
+            problems += [dataclasses.replace(p, key="tags." + p.key if p.key else "tags")
+                         for p in exc.problems]
         else:
             problems += _national_levels(body["tags"]["levels"])
         out["tags"] = body["tags"]
