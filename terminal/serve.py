@@ -75,9 +75,7 @@ def run_command(args) -> int:
             print(f"pingjia terminal: {problem}", file=sys.stderr)
         notifier.status(f"failed: {exc.problems[0]}")
         return 2
-    for warning in checked.warnings:
-        log.warning("%s", warning)
-    settings = checked.settings
+    settings = checked.settings  # its warnings (a short token) the API's load_token logs
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -100,7 +100,11 @@ def complete(root: Path, vcgencmd_dir: Path, throttled: str = "0x0", with_cli: b
     if not with_cli:
         config.write_text(config.read_text().replace('id = "PJQ-000000-0001"', 'id = "PJQ-330106-0042"'))
         return
-    for args in (["config", "set", "device.id", "PJQ-330106-0042"], ["config", "validate"]):
+    # The CLI reads api.token_file as the device would (/etc/pingjia/api-token), which a
+    # scratch root does not have: the technician here puts the generated token in the file.
+    token = (root / "etc" / "pingjia" / "api-token").read_text().strip()
+    for args in (["config", "set", "api.token", token], ["config", "set", "device.id", "PJQ-330106-0042"],
+                 ["config", "validate"]):
         r = subprocess.run([sys.executable, "-m", "config.cli", "--config", str(config), *args],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
