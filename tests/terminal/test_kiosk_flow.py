@@ -582,7 +582,10 @@ def test_random_kiosk_days_keep_every_promise(script):
     for ev in script:
         kind = ev[0]
         if kind == "card":
+            before = len(f.lookups)
             card(f, ev[1], ev[2])
+            if len(f.lookups) > before:
+                assert flow.open_visit(f.state) is None, "a new card ends the old session"
         elif kind == "failed":
             f.send(CardFailed(ev[1]))
         elif kind == "answer":
@@ -616,6 +619,9 @@ def test_random_kiosk_days_keep_every_promise(script):
         note_open()
         assert not any(cert in s for s in strings_in(f.state) for cert in IDS), \
             "an ID number is reachable from the state"
+        if isinstance(f.state.screen, Choosing):
+            assert f.state.screen.deadline - f.clock.mono_ms() <= f.state.config.list_ms, \
+                "a list stands longer than the short list time"
 
     f.fail_store = False
     f.advance(10 * 60_000)
