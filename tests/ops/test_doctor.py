@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -102,9 +103,13 @@ def complete(root: Path, vcgencmd_dir: Path, throttled: str = "0x0", with_cli: b
         return
     # The CLI reads api.token_file as the device would (/etc/pingjia/api-token), which a
     # scratch root does not have: the technician here puts the generated token in the file.
+    # `validate` also checks the port is free, and on a shared test machine 8410 may not be.
     token = (root / "etc" / "pingjia" / "api-token").read_text().strip()
-    for args in (["config", "set", "api.token", token], ["config", "set", "device.id", "PJQ-330106-0042"],
-                 ["config", "validate"]):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    for args in (["config", "set", "api.token", token], ["config", "set", "api.port", port],
+                 ["config", "set", "device.id", "PJQ-330106-0042"], ["config", "validate"]):
         r = subprocess.run([sys.executable, "-m", "config.cli", "--config", str(config), *args],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
