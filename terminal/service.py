@@ -347,7 +347,8 @@ class Terminal:
         self._next_storage_check = t + (STORAGE_CHECK_MS if failing or self.reserve is None
                                         or not self.reserve.in_place() else RESERVE_CHECK_MS)
         if self.reserve is not None and not self.reserve.ensure():
-            if not failing:
+            if not failing and flow.open_visit(state) is None:
+                # (the person at the counter may still rate: the reserve has room for it)
                 log.error("%s", NO_RESERVE)
                 self._followups.append(StoreFailed((), NO_RESERVE))
             return
