@@ -225,7 +225,7 @@ class Terminal:
         drafts = tuple(d for e in effects if isinstance(e, Append) for d in e.drafts)
         opened = next((e.drafts for e in effects if isinstance(e, Open)), ())
         if drafts or opened:
-            if not self._store_drafts(drafts, opened, undo_on_failure=bool(opened)):
+            if not self._store_drafts(drafts, opened, undo_on_failure=bool(opened)) and opened:
                 self._undone(event)
                 return
         self.state = state
