@@ -274,9 +274,8 @@ class Terminal:
             self._followups.append(flow.LookupDone(effect.lookup_id, error="unavailable"))
 
     def _apply(self, effect) -> None:
-        if isinstance(effect, Append):  # (the step stores these itself; kept for callers)
-            self._store_drafts(tuple(effect.drafts), ())
-        elif isinstance(effect, flow.StartLookup):
+        # (Append and Open are stored by the step itself, before any other effect)
+        if isinstance(effect, flow.StartLookup):
             self._start_lookup(effect)
         elif isinstance(effect, Reply):
             self._resolve(effect)
