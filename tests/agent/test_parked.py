@@ -72,3 +72,13 @@ def test_the_heartbeat_reports_parked_rows_and_a_schema_repair(device, central_r
     assert beat["parked"] == 1
     assert sorted(beat["schema_restored"]["restored"]) == ["trigger records_no_delete",
                                                           "trigger records_no_update"]
+
+
+def test_an_interrupted_record_is_accepted_by_the_receiver(device, central_rx, make_agent):
+    with open_store(device) as s:
+        s.append(drafts(1, level=None, reason="interrupted"))
+    agent = make_agent(central_rx.url)
+    assert agent.drain()
+    [got] = central_rx.records(DEVICE_ID)
+    assert got["unrated_reason"] == "interrupted"
+    assert agent.outbox.sync_view()["rejected"] == 0
