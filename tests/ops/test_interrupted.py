@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -194,7 +195,7 @@ def test_dropped_triggers_are_restored_at_start_and_reported(tmp_path, notify):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             db.execute("UPDATE records SET level = 5")
         db.close()
-        out = subprocess.run([os.sys.executable, "-m", "config.cli", "--config", str(config),
+        out = subprocess.run([sys.executable, "-m", "config.cli", "--config", str(config),
                               "status"], capture_output=True, text=True, timeout=60,
                              cwd=Path(__file__).resolve().parents[2])
         assert "trigger records_no_delete" in out.stdout, out.stdout + out.stderr
