@@ -82,3 +82,28 @@ def test_an_interrupted_record_is_accepted_by_the_receiver(device, central_rx, m
     [got] = central_rx.records(DEVICE_ID)
     assert got["unrated_reason"] == "interrupted"
     assert agent.outbox.sync_view()["rejected"] == 0
+
+
+def test_a_row_on_a_damaged_page_is_parked_and_the_rest_delivered(device, central_rx, make_agent):
+    marker = "损坏页" * 3000   # the record's text runs over several overflow pages
+    with open_store(device) as s:
+        s.append(drafts(1))
+        s.append([dict(drafts(1, start=2)[0], task_name=marker)])
+        s.append(drafts(1, start=3))
+        s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = device / DB_NAME
+    data = bytearray(path.read_bytes())
+    needle = ("损坏页" * 100).encode("utf-8")
+    page = 4096
+    hits = sorted({data.index(needle, start) // page for start in range(0, len(data), page)
+                   if needle in data[start:start + page + len(needle)]})
+    overflow = [p for p in hits if data[p * page] not in (2, 5, 10, 13)]  # not b-tree pages
+    assert len(overflow) >= 3, hits
+    for p in overflow:   # break the overflow chain: each page's pointer to the next
+        data[p * page:p * page + 4] = (0xFFFFFFF0).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    agent = make_agent(central_rx.url, batch_size=10)
+    assert agent.drain()
+    assert sorted(r["seq"] for r in central_rx.records(DEVICE_ID)) == [1, 3]
+    view = agent.outbox.sync_view()
+    assert view["parked"] == 1 and view["queue_depth"] == 0
