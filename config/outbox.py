@@ -1,7 +1,9 @@
 """`pingjia outbox list | show ID | retry-rejected | export --to DIR`: the records waiting
 for the central system, and carrying them by hand when the device has no network.
 
-- list: records with their delivery state (pending, delivered, rejected), filtered.
+- list: records with their delivery state (pending, delivered, rejected, parked),
+  filtered. `parked`: the sync agent found the stored row unreadable or not matching its
+  own hash and set it aside, so that the rows behind it are delivered.
 - show: one record as signed (the contract JSON); records hold no personal data.
 - retry-rejected: put records the central system rejected back in the queue (after the
   cause was fixed there); the agent is woken to send them.
@@ -23,9 +25,9 @@ from datetime import datetime
 from pathlib import Path
 
 from config import local, progress
+from terminal.store import DELIVERY_STATUSES as STATUSES
 
 FORMAT, VERSION = "pingjia-outbox", 1   # agent/receiver/importer.py reads this format
-STATUSES = ("pending", "delivered", "rejected")
 
 
 def add_command(subparsers) -> None:

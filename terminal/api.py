@@ -301,7 +301,8 @@ def _outcome(visit_id: str, record: dict, stored: bool) -> dict:
         out = {"visit_id": visit_id, "state": "rated", "level": record["level"],
                "tags": list(record.get("tags") or []), "rated_at": record["rated_at"]}
     else:
-        out = {"visit_id": visit_id, "state": "unrated", "reason": record["unrated_reason"]}
+        reason = record["unrated_reason"]
+        out = {"visit_id": visit_id, "state": "unrated", "reason": reason, "unrated_reason": reason}
     if not stored:
         out["stored"] = False
     return out

@@ -17,7 +17,7 @@ def test_list_filters_by_status_and_show_prints_the_signed_record(device):
     r = device.run("outbox", "list", "--json")
     assert r.returncode == 0, r.stderr
     listing = as_json(r)
-    assert listing["totals"] == {"pending": 3, "delivered": 1, "rejected": 1}
+    assert listing["totals"] == {"pending": 3, "delivered": 1, "rejected": 1, "parked": 0}
     assert [row["seq"] for row in listing["records"]] == [1, 2, 3, 4, 5]
     pending = as_json(device.run("outbox", "list", "--status", "pending", "--status", "rejected",
                                  "--json"))["records"]
