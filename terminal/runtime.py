@@ -73,7 +73,9 @@ class Runtime:
 
         self.pin_factory = make_pin_factory(settings.buttons.pin_factory)
         self._closers.append(self.pin_factory.close)
-        self.display = open_display(settings.display)
+        # a panel that does not answer leaves the terminal running without a screen
+        # (buttons and ratings go on; status reports it; the display keeps trying)
+        self.display = open_display(settings.display, absent_ok=True)
         self._closers.append(self._close_display)
         self.sound = open_sound(settings.sound, self.pin_factory)
         self._closers.append(self.sound.close)
