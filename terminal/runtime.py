@@ -97,7 +97,7 @@ class Runtime:
         wake = wake_path(settings.device.data_dir)  # the sync agent uploads at once
         self.terminal.listeners.append(lambda stored: wake_agent(wake))
         self.panel = ButtonPanel(settings.buttons, on_event=self._button,
-                                 clock_ms=self.clock.mono_ms, pin_factory=self.pin_factory)
+                                 pin_factory=self.pin_factory)
         self._closers.append(self.panel.close)
         if settings.device.mode == "kiosk" and settings.reader.driver != "none":
             self.reader = KioskReader(settings.reader, self.terminal.post)
