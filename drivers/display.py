@@ -75,6 +75,8 @@ class Display:
         self.keep_frame_on_exit = keep_frame_on_exit
         self.size: tuple[int, int] = tuple(device.size) if device is not None else tuple(size)
         self.mode = mode or ("1" if device.mode == "1" else "L")
+        # what the luma device takes: greyscale panels are opened in RGB mode
+        self._device_mode = device.mode if device is not None else ("1" if self.mode == "1" else "RGB")
         self.frames = 0        # frames sent to the device
         self.skipped = 0       # frames equal to the previous one, not sent
         self.errors = 0
@@ -175,7 +177,7 @@ class Display:
             self._stale = True
 
     def _convert(self, image: Image.Image) -> Image.Image:
-        target = self.device.mode
+        target = self._device_mode
         if image.mode == target:
             return image
         if target == "1":
@@ -242,13 +244,14 @@ def _nothing():
     pass
 
 
-def open_display(settings, stream=None, *, absent_ok: bool = False, serial=None) -> Display:
+def open_display(settings, stream=None, *, absent_ok: bool = False, serial=None,
+                 clock=time.monotonic) -> Display:
     """Open the device named by `settings.driver` (a `DisplaySettings`).
 
     `stream` is where the console device draws (default sys.stdout). A hardware panel
     that cannot be opened raises DisplayError, or with `absent_ok` gives a Display
     without a panel that keeps trying. `serial`: a luma serial interface to use
-    instead of opening the configured bus (tests).
+    instead of opening the configured bus (tests); `clock` paces the retries.
     """
     driver = settings.driver
     if driver in HARDWARE:
@@ -260,9 +263,9 @@ def open_display(settings, stream=None, *, absent_ok: bool = False, serial=None)
                 raise
             return Display(None, driver, settings.keep_frame_on_exit, reopen=panel,
                            size=_panel_size(settings), mode=_panel_mode(driver),
-                           error=str(exc), release=panel.release)
+                           error=str(exc), release=panel.release, clock=clock)
         return Display(device, driver, settings.keep_frame_on_exit, reopen=panel,
-                       release=panel.release)
+                       release=panel.release, clock=clock)
     if driver in SIMULATED:
         device = _open_simulated(settings, stream)
     else:
