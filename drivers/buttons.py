@@ -18,6 +18,8 @@ from typing import Callable, Hashable
 from gpiozero import LED, InputDevice
 from gpiozero.pins.mock import MockFactory
 
+from drivers.pins import HardwareError, busy_message
+
 log = logging.getLogger(__name__)
 
 __all__ = ["PressDetector", "ButtonPanel"]
@@ -102,11 +104,13 @@ class ButtonPanel:
         self._callback_errors = 0
         self._last_tick = None  # the driver's time of the last edge, and it in ms
         self._last_ms = 0.0
+        claiming = None
         try:
             for level in settings.order:
                 # A plain input and the pin's own edge callback, which carries the time
                 # of the edge. No library debounce (it would drop the release edge we
                 # act on): PressDetector does the debouncing.
+                claiming = (f"buttons.pins.{level}", settings.pins[level])
                 button = InputDevice(settings.pins[level], pull_up=settings.pull_up,
                                      pin_factory=pin_factory)
                 self._buttons[level] = button
@@ -114,10 +118,14 @@ class ButtonPanel:
                 # gpiozero holds the callback weakly: the panel keeps it alive
                 self._handlers[level] = partial(self._edge, level)
                 button.pin.when_changed = self._handlers[level]
+                claiming = (f"buttons.leds.{level}", settings.leds[level])
                 self._leds[level] = LED(settings.leds[level], active_high=settings.led_active_high,
                                         initial_value=False, pin_factory=pin_factory)
-        except BaseException:
+        except BaseException as exc:
             self.close()  # release the pins already claimed, or a retry finds them busy
+            busy = busy_message(*claiming, exc) if claiming and isinstance(exc, Exception) else None
+            if busy:
+                raise HardwareError(busy) from exc
             raise
 
     def _ms(self, ticks) -> int:

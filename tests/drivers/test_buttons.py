@@ -363,6 +363,17 @@ def test_closing_cancels_a_press_waiting_to_settle(lgpio_factory, cfg, events):
     assert wait_for(events, 1, timeout=0.1) == []
 
 
+def test_a_button_on_an_spi_pin_says_why_it_is_busy(lgpio_factory):
+    fake, factory = lgpio_factory
+    fake.busy.update({7, 8, 9, 10, 11})          # SPI is on: the kernel's spi-bcm2835 owns them
+    cfg = ButtonSettings(pin_factory="mock", pins={5: 8, 4: 27, 3: 22, 2: 23, 1: 16})
+    with pytest.raises(HardwareError, match=r"GPIO 8 \(buttons.pins.5\) is busy.*SPI.*doctor"):
+        ButtonPanel(cfg, lambda *a: None, factory)
+    fake.busy.clear()
+    with ButtonPanel(cfg, lambda *a: None, factory) as p:   # nothing was left claimed
+        assert not p.closed
+
+
 def test_leds_follow_set_leds(mock_factory, cfg):
     with ButtonPanel(cfg, lambda *a: None, mock_factory) as panel:
         panel.set_leds(frozenset({5, 1}))

@@ -52,12 +52,14 @@ class _Chip:
 _lock = threading.Lock()
 _chips: dict[int, _Chip] = {}   # handle -> chip
 opened: list[int] = []          # chip numbers passed to gpiochip_open, in order
+busy: set[int] = set()          # lines another owner holds (a kernel driver, a process)
 
 
 def reset() -> None:
     with _lock:
         _chips.clear()
         opened.clear()
+        busy.clear()
 
 
 def _chip(handle: int) -> _Chip:
@@ -87,8 +89,14 @@ def _flags_to_mode(flags: int) -> int:
                     | SET_PULL_DOWN | SET_PULL_NONE)
 
 
+def _claim(handle: int, gpio: int) -> _Line:
+    if gpio in busy:
+        raise error("GPIO busy")
+    return _chip(handle).line(gpio)
+
+
 def gpio_claim_input(handle: int, gpio: int, flags: int = 0) -> int:
-    line = _chip(handle).line(gpio)
+    line = _claim(handle, gpio)
     line.mode = _IS_LG_INPUT | _flags_to_mode(flags)
     line.claimed = True
     if flags & SET_PULL_UP:
@@ -99,7 +107,7 @@ def gpio_claim_input(handle: int, gpio: int, flags: int = 0) -> int:
 
 
 def gpio_claim_output(handle: int, gpio: int, level: int = 0, flags: int = 0) -> int:
-    line = _chip(handle).line(gpio)
+    line = _claim(handle, gpio)
     line.mode = _IS_LG_OUTPUT | _IS_OUT | _flags_to_mode(flags)
     line.level = int(bool(level))
     line.claimed = True
