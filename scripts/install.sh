@@ -41,10 +41,11 @@
 #                            skip those steps (any subset).
 set -euo pipefail
 
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${PINGJIA_ROOT:-}
 ROOT=${ROOT%/}
-SKIP=" ${PINGJIA_SKIP:-} "
 IMAGE=0
 WHEELHOUSE=${PINGJIA_WHEELHOUSE:-}
 DOWNLOAD=
@@ -81,16 +82,6 @@ FRESH_CONFIG=0
 
 say() { printf '  %-26s %s\n' "$1" "$2"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
-skipping() { [[ "$SKIP" == *" $1 "* ]]; }
-
-# systemd can be asked to reload, start and restart: it runs, and this is no chroot
-# or image build. Otherwise units are only enabled, offline.
-systemd_live() {
-  if [ -n "$ROOT" ] || [ "$IMAGE" -eq 1 ] || [ "${SYSTEMD_OFFLINE:-0}" = 1 ]; then return 1; fi
-  if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then return 1; fi
-  if command -v systemd-detect-virt >/dev/null && systemd-detect-virt --quiet --chroot; then return 1; fi
-  return 0
-}
 
 # A systemctl call on the running systemd, or a line saying why not.
 live_systemctl() {  # live_systemctl STEP-NAME ARGS...
@@ -572,8 +563,17 @@ download_wheels() {
   for entry in "${HW_LIBS[@]}"; do read -r module deb pypi <<<"$entry"; names+=("$pypi"); done
   echo "Collecting wheels for Pingjia and ${names[*]} into $DOWNLOAD"
   echo "(for machines of this architecture and Python: $(uname -m), $(python3 -V 2>&1))"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip wheel -q -w "$DOWNLOAD" "$build" "${names[@]}"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip wheel -q -w "$DOWNLOAD" "$build"
   rm -rf "$build"
+  for pypi in "${names[@]}"; do
+    # spidev has no wheel on PyPI: it builds here only with python3-dev and a compiler.
+    # Debian and Raspberry Pi OS both package it (python3-spidev), so that is no loss.
+    if PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip wheel -q -w "$DOWNLOAD" "$pypi" >/dev/null 2>&1; then
+      say "wheel $pypi" "collected"
+    else
+      say "wheel $pypi" "not built here (the device then needs its Debian package)"
+    fi
+  done
   echo "Done. On the device: sudo scripts/install.sh --wheelhouse $DOWNLOAD"
 }
 

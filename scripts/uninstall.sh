@@ -14,9 +14,10 @@
 # PINGJIA_ROOT and PINGJIA_SKIP work as for scripts/install.sh.
 set -euo pipefail
 
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
 ROOT=${PINGJIA_ROOT:-}
 ROOT=${ROOT%/}
-SKIP=" ${PINGJIA_SKIP:-} "
 PURGE=0
 for arg in "$@"; do
   case "$arg" in
@@ -30,16 +31,7 @@ UNITS=(pingjia-terminal.service pingjia-agent.service)
 UNIT_DIR=$ROOT/etc/systemd/system
 
 say() { printf '  %-34s %s\n' "$1" "$2"; }
-skipping() { [[ "$SKIP" == *" $1 "* ]]; }
 live() { [ -z "$ROOT" ] && ! skipping "$1"; }
-# systemd runs and this is no chroot (the same test as scripts/install.sh)
-systemd_live() {
-  if [ -n "$ROOT" ] || [ "${SYSTEMD_OFFLINE:-0}" = 1 ]; then return 1; fi
-  if [ ! -d /run/systemd/system ] || ! command -v systemctl >/dev/null; then return 1; fi
-  if command -v systemd-detect-virt >/dev/null && systemd-detect-virt --quiet --chroot; then return 1; fi
-  return 0
-}
-
 remove() {  # remove NAME PATH...: rm -rf what exists
   local any=0 p
   for p in "${@:2}"; do

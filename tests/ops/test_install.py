@@ -253,6 +253,7 @@ def test_install_refuses_to_touch_the_real_system_without_root(tmp_path):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_scripts_pass_shellcheck():
-    result = subprocess.run(["shellcheck", str(INSTALL), str(UNINSTALL)], capture_output=True,
+    result = subprocess.run(["shellcheck", str(INSTALL), str(UNINSTALL),
+                             str(ROOT / "scripts" / "common.sh")], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout

@@ -236,4 +236,13 @@ def test_install_run_reinstall_uninstall(chroot):
     assert not chroot.path("/opt/pingjia").exists()
     assert not chroot.path("/usr/local/bin/pingjia").is_symlink()
     assert chroot.path("/etc/pingjia/secret").exists() and chroot.path("/var/lib/pingjia").is_dir()
+
+    # without PyPI: a wheelhouse made by a connected machine, then an install from it alone
+    made = chroot.run("cd ~/pingjia && scripts/install.sh --download-wheels /tmp/wheels").stdout
+    assert "wheel lgpio" in made and "collected" in made, made
+    again = chroot.run("cd ~/pingjia && sudo scripts/install.sh --wheelhouse /tmp/wheels").stdout
+    assert steps(again)["virtualenv"] == "changed", again
+    assert "/tmp/wheels" in again  # the hardware wheels came from there
+    chroot.run("pingjia --help >/dev/null && /opt/pingjia/venv/bin/python -c 'import lgpio, RPi.GPIO'")
+    assert not chroot.run("find ~/pingjia ! -user pi -print").stdout.split()
     print(f"install acceptance: {time.monotonic() - started:.0f} s")
