@@ -46,6 +46,7 @@ __all__ = ["Display", "DisplayError", "open_display", "HARDWARE", "SIMULATED"]
 
 SIMULATED = ("dummy", "capture", "gifanim", "pygame", "console")
 GREYSCALE = ("ssd1322", "ssd1325")
+DISPLAY_OFF = 0xAE
 
 
 class DisplayError(HardwareError):
@@ -305,6 +306,10 @@ class _HardwarePanel:
         try:
             if self.serial is None:
                 self.serial = self._open_bus()
+            # One "display off" (0xAE on every SSD13xx/SH11xx) first: a panel that does
+            # not answer fails here, before luma builds a device object, which would
+            # register an atexit hook per attempt while a panel stays away for hours.
+            self.serial.command(DISPLAY_OFF)
             kwargs = {}
             if s.driver in GREYSCALE:
                 kwargs["mode"] = "RGB"  # greyscale, so antialiased text stays smooth

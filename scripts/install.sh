@@ -54,8 +54,10 @@ APT_PACKAGES=(fonts-unifont xfonts-wqy python3 python3-venv python3-pip i2c-tool
 # Python module, its Debian package (the Raspberry Pi archive has all three, Debian
 # proper only python3-spidev), its PyPI name for the virtualenv otherwise. The last two
 # are what luma.core[gpio,spi] needs for an SPI panel's DC/RST lines and bus.
+# "a|b": b already installed also provides the module (python3-rpi.gpio, the classic
+# RPi.GPIO, conflicts with python3-rpi-lgpio: apt would remove it).
 HW_LIBS=("lgpio python3-lgpio lgpio"
-         "RPi.GPIO python3-rpi-lgpio rpi-lgpio"
+         "RPi.GPIO python3-rpi-lgpio|python3-rpi.gpio rpi-lgpio"
          "spidev python3-spidev spidev")
 PIP_HW=()     # PyPI names to install into the virtualenv (the archive lacks them)
 HW_CHOICES=() # "module|where it comes from", printed after the virtualenv step
@@ -162,19 +164,30 @@ random_hex() {  # random_hex BYTES
 
 # --- the steps --------------------------------------------------------------------------
 
-deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-deb_available() { apt-cache show --no-all-versions "$1" 2>/dev/null | grep -q '^Package:'; }
+# No `cmd | grep -q` here: under pipefail, grep leaving early makes the writer die of
+# SIGPIPE and the test fail at random.
+deb_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+deb_available() {  # the archive has a candidate version
+  local candidate
+  candidate=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+  [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
+}
 
 # Which hardware library comes from Debian and which from PyPI. Without apt (scratch
 # root, PINGJIA_SKIP=apt, no dpkg) the Debian packages already installed count, the
 # rest goes into the virtualenv.
 choose_hw_libs() {  # choose_hw_libs CAN_APT -> HW_APT (to install), PIP_HW, HW_CHOICES
   HW_APT=()
-  local entry module deb pypi
+  local entry module debs deb pypi have p
   for entry in "${HW_LIBS[@]}"; do
-    read -r module deb pypi <<<"$entry"
-    if command -v dpkg-query >/dev/null && deb_installed "$deb"; then
-      HW_CHOICES+=("$module|Debian package $deb")
+    read -r module debs pypi <<<"$entry"
+    deb=${debs%%|*}
+    have=
+    if command -v dpkg-query >/dev/null; then
+      for p in ${debs//|/ }; do deb_installed "$p" && { have=$p; break; }; done
+    fi
+    if [ -n "$have" ]; then
+      HW_CHOICES+=("$module|Debian package $have")
     elif [ "$1" -eq 1 ] && deb_available "$deb"; then
       HW_APT+=("$deb")
       HW_CHOICES+=("$module|Debian package $deb")
@@ -207,7 +220,7 @@ step_packages() {
   say "Debian packages" "changed (installed ${missing[*]})"
 }
 
-in_group() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qx "$2"; }
+in_group() { [[ " $(id -nG "$1" 2>/dev/null) " == *" $2 "* ]]; }
 
 step_user() {
   live useradd "user and groups" || return 0
