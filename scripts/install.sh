@@ -61,6 +61,7 @@ HW_LIBS=("lgpio python3-lgpio lgpio"
          "spidev python3-spidev spidev")
 PIP_HW=()     # PyPI names to install into the virtualenv (the archive lacks them)
 HW_CHOICES=() # "module|where it comes from", printed after the virtualenv step
+HW_FAILED=()  # PyPI names pip could not install
 SERVICE_USER=pingjia
 ADMIN_GROUP=pingjia-admin
 HW_GROUPS=(gpio i2c spi dialout)
@@ -301,11 +302,16 @@ step_venv() {
   for name in "${PIP_HW[@]}"; do
     "$VENV/bin/python" -m pip show -q "$name" >/dev/null 2>&1 || missing_hw+=("$name")
   done
-  if [ ${#missing_hw[@]} -gt 0 ]; then
-    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q "${pipsrc[@]}" "${missing_hw[@]}"
-    changed+=("${missing_hw[*]} from ${WHEELHOUSE:-PyPI}")
-    RESTART_NEEDED=1
-  fi
+  for name in "${missing_hw[@]}"; do
+    # one by one: a library that cannot be had (spidev builds from source) costs only
+    # the hardware that needs it, and the line says so
+    if PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q "${pipsrc[@]}" "$name"; then
+      changed+=("$name from ${WHEELHOUSE:-PyPI}")
+      RESTART_NEEDED=1
+    else
+      HW_FAILED+=("$name")
+    fi
+  done
   if [ -z "$ROOT" ] && [ "$(readlink /usr/local/bin/pingjia 2>/dev/null)" != "$VENV/bin/pingjia" ]; then
     ln -sfn "$VENV/bin/pingjia" /usr/local/bin/pingjia
     changed+=("/usr/local/bin/pingjia")
@@ -316,6 +322,9 @@ step_venv() {
 say_hw_choices() {
   local c
   for c in "${HW_CHOICES[@]}"; do say "library ${c%%|*}" "${c#*|}"; done
+  for c in "${HW_FAILED[@]}"; do
+    say "library $c" "NOT INSTALLED: pip could not install it (spidev needs python3-dev and a compiler); the hardware that uses it will not work"
+  done
 }
 
 # settings and token: the services read them as their owner (the agent runs in a
