@@ -262,8 +262,7 @@ def _buttons_local(args, settings) -> int:
             print(f"button {level} {settings.levels.labels.get(level, '')}: {kind}", flush=True)
 
     try:
-        panel = ButtonPanel(settings.buttons, on_event=on_event,
-                            clock_ms=lambda: time.monotonic_ns() // 1_000_000, pin_factory=factory)
+        panel = ButtonPanel(settings.buttons, on_event=on_event, pin_factory=factory)
         seconds = getattr(args, "seconds", None) or 60
         _note(args, f"press each button on the device (listening {seconds} s, Ctrl-C ends)")
         end = time.monotonic() + seconds

@@ -13,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip fonts-unifont xfonts-wqy)
-# only for the tests: the install scripts are checked with shellcheck
-TEST_APT_PACKAGES=(shellcheck)
+# only for the tests: the install scripts are checked with shellcheck; debootstrap
+# builds the Debian root of `make test-install`
+TEST_APT_PACKAGES=(shellcheck debootstrap)
 VENV=.venv
 
 need_apt() {

@@ -75,7 +75,9 @@ class Runtime:
 
         self.pin_factory = make_pin_factory(settings.buttons.pin_factory)
         self._closers.append(self.pin_factory.close)
-        self.display = open_display(settings.display)
+        # a panel that does not answer leaves the terminal running without a screen
+        # (buttons and ratings go on; status reports it; the display keeps trying)
+        self.display = open_display(settings.display, absent_ok=True)
         self._closers.append(self._close_display)
         self.sound = open_sound(settings.sound, self.pin_factory)
         self._closers.append(self.sound.close)
@@ -100,7 +102,7 @@ class Runtime:
         wake = wake_path(settings.device.data_dir)  # the sync agent uploads at once
         self.terminal.listeners.append(lambda stored: wake_agent(wake))
         self.panel = ButtonPanel(settings.buttons, on_event=self._button,
-                                 clock_ms=self.clock.mono_ms, pin_factory=self.pin_factory)
+                                 pin_factory=self.pin_factory)
         self._closers.append(self.panel.close)
         if settings.device.mode == "kiosk" and settings.reader.driver != "none":
             self.reader = KioskReader(settings.reader, self.terminal.post)

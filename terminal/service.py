@@ -391,6 +391,12 @@ class Terminal:
     def _draw(self) -> None:
         state = self.state
         if state is self._drawn:
+            retry = getattr(self.display, "retry", None)  # a panel that was away or failed
+            if retry is not None:
+                try:
+                    retry()
+                except Exception:
+                    log.exception("display failed")
             return
         self._drawn = state
         try:
