@@ -33,6 +33,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from config.errors import ConfigError, Problem
+from config.text import first_text_problem
 from terminal import flow
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
 from terminal.service import REPLY_TIMEOUT_S, FlowBusy
@@ -444,6 +445,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = None
         if v is not None:
             body = self._read_json()
+            bad_text = first_text_problem(body)
+            if bad_text:
+                # JSON lets "\udfff" through; a record holding it cannot be encoded, so
+                # it is refused here, before any field reaches the flow.
+                where = _loggable(bad_text[0]) or "body"  # the bad text may be in a key
+                raise ApiFailure(400, "invalid_text", f"{where}: {bad_text[1]}", field=where)
             problem = schema_problem(v, body)
             if problem:
                 where, why = problem
@@ -525,7 +532,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._read_exactly(length)
 
     def _send(self, status: int, body: dict, headers=None):
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        try:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # an answer that echoes a lone surrogate: escape it
+            data = json.dumps(body).encode("ascii")
         self._status = status
         if self._body_pending:
             # Unread bytes would be taken for the next request: end this connection.
