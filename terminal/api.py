@@ -6,12 +6,15 @@ request bodies are validated against its schemas, so the document and the server
 drift apart.
 
 Nothing a client sends may stop ratings: the flow runs on its own thread and only sees
-well-formed events; every failure here becomes a JSON answer, the connection count is
-capped and a slow client is cut off by a socket timeout.
+well-formed events; every failure here becomes a JSON answer. A client cannot hold the
+server either: the connections in all and from one address are capped, and a request's
+head and body each have a deadline, so trickling one byte at a time does not keep a
+connection (a socket timeout alone would be reset by every byte).
 """
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 import re
@@ -21,6 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import Counter
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -43,8 +47,10 @@ from terminal.technician import Refused, Technician
 log = logging.getLogger("pingjia.api")
 
 CLIENT_TIMEOUT_S = 10.0     # a client that sends nothing for this long is dropped
-BODY_DEADLINE_S = 20.0      # a body trickled in slower than this is dropped too
-MAX_CONNECTIONS = 32        # beyond this a new connection gets 503 at once
+HEAD_DEADLINE_S = 5.0       # request line and headers, from their first byte
+BODY_DEADLINE_S = 10.0      # the body, from the end of the head
+MAX_CONNECTIONS = 64        # beyond this a new connection gets 503 at once
+MAX_PER_ADDRESS = 32        # and beyond this many from one address: one host cannot fill the rest
 SAVING_GRACE_S = 2.0        # how long a read waits for a commit under way
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")   # RFC 6750 b64token: sendable in a header
 _SPEC_URI = "urn:pingjia:local-api"
@@ -393,10 +399,31 @@ class _Handler(BaseHTTPRequestHandler):
     # the client's delayed ACK, 40 ms on every keep-alive answer.
     disable_nagle_algorithm = True
     api: "ApiServer"  # set on the subclass each server makes
+    head_deadline = HEAD_DEADLINE_S
+    body_deadline = BODY_DEADLINE_S
 
     def setup(self):
         self.timeout = self.api.client_timeout
         super().setup()
+        self._in = _DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._in)
+
+    def handle_one_request(self):
+        # Waiting for a request (a fresh or kept-alive connection) is bounded by the idle
+        # timeout; from its first byte on, the head has its own deadline.
+        self._in.deadline = None
+        try:
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        self._in.deadline = time.monotonic() + self.head_deadline
+        super().handle_one_request()
+        if self._in.expired:
+            log.info("%s: the request head did not arrive within %.0f s; dropped",
+                     self.client_address[0], self.head_deadline)
 
     # Any method name reaches _dispatch, so an undocumented one gets 405, not 501.
     def __getattr__(self, name):
@@ -411,9 +438,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self):
         started = time.monotonic()
         self._status = 0
+        self._in.stop_deadline()
         self._body_pending = _declared_body(self.headers)
         try:
             try:
+                content_length(self.headers)  # a body that cannot be framed: 400 at once
                 self._serve()
             except ApiFailure as f:
                 self._send(f.status, f.body(), f.headers)
@@ -477,12 +506,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower() \
                 or self.headers.get("Content-Length") is None:
             raise ApiFailure(411, "length_required", "send the body with a Content-Length")
-        try:
-            length = int(self.headers["Content-Length"])
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            raise ApiFailure(400, "invalid_request", "Content-Length is not a number") from None
+        length = content_length(self.headers)
         limit = self.api.settings.max_body_bytes
         if length > limit:
             raise ApiFailure(413, "body_too_large", f"the body is {length} bytes; the limit is {limit}")
@@ -504,12 +528,10 @@ class _Handler(BaseHTTPRequestHandler):
                 and self.request_version >= "HTTP/1.1":
             self.send_response_only(HTTPStatus.CONTINUE)
             self.end_headers()
-        deadline = time.monotonic() + BODY_DEADLINE_S
+        self._in.deadline = time.monotonic() + self.body_deadline
         chunks, got = [], 0
         try:
             while got < length:
-                if time.monotonic() > deadline:
-                    raise TimeoutError
                 chunk = self.rfile.read1(min(65536, length - got))
                 if not chunk:
                     raise ApiFailure(400, "invalid_request", "the body ended before Content-Length")
@@ -517,6 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
                 got += len(chunk)
         except (TimeoutError, socket.timeout):
             raise ApiFailure(408, "timeout", "the body did not arrive in time") from None
+        finally:
+            self._in.stop_deadline()
         self._body_pending = False
         return b"".join(chunks)
 
@@ -524,11 +548,10 @@ class _Handler(BaseHTTPRequestHandler):
         """A body on a call that takes none is ignored, if it is small enough to skip."""
         if not self._body_pending:
             return
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
+        length = content_length(self.headers)
+        if length is None:
             return  # unknown length: the connection closes after the answer
-        if 0 <= length <= self.api.settings.max_body_bytes:
+        if length <= self.api.settings.max_body_bytes:
             self._read_exactly(length)
 
     def _send(self, status: int, body: dict, headers=None):
@@ -577,7 +600,52 @@ def _declared_body(headers) -> bool:
         return False
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
         return True
-    return headers.get("Content-Length", "0").strip() not in ("", "0")
+    return any(v.strip() != "0" for v in headers.get_all("Content-Length") or ())
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def content_length(headers) -> Optional[int]:
+    """The declared body length, None when there is none. Anything but one run of digits
+    (a sign, a second header, "1_0", spaces inside) is refused: two parties reading a
+    length differently is how requests get smuggled past one of them."""
+    values = headers.get_all("Content-Length") if headers is not None else None
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiFailure(400, "invalid_request", "Content-Length appears more than once")
+    if not _DIGITS.fullmatch(values[0].strip(" \t")):
+        raise ApiFailure(400, "invalid_request", "Content-Length must be digits only")
+    return int(values[0])
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's input, read against a deadline when one is set: every recv waits
+    at most the idle timeout and never past the deadline."""
+
+    def __init__(self, sock, idle_timeout: float):
+        self.sock, self.idle = sock, idle_timeout
+        self.deadline: Optional[float] = None
+        self.expired = False
+
+    def readable(self) -> bool:
+        return True
+
+    def stop_deadline(self) -> None:
+        self.deadline = None
+        self.sock.settimeout(self.idle)  # also what writes of the answer wait for
+
+    def readinto(self, buffer) -> int:
+        if self.deadline is None:
+            self.sock.settimeout(self.idle)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.expired = True
+                raise TimeoutError("deadline passed")
+            self.sock.settimeout(min(left, self.idle))
+        return self.sock.recv_into(buffer)
 
 
 def _no_duplicates(pairs):
@@ -610,9 +678,13 @@ class _HttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address, handler, max_connections: int):
+    def __init__(self, address, handler, max_connections: int,
+                 max_per_address: Optional[int] = None):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._per_address = min(max_per_address or max_connections, max_connections)
+        self._by_address: Counter = Counter()
+        self._count_lock = threading.Lock()
         super().__init__(address, handler)
 
     def server_bind(self):
@@ -622,7 +694,14 @@ class _HttpServer(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
+        host = client_address[0] if client_address else ""
+        with self._count_lock:
+            admitted = self._by_address[host] < self._per_address
+            if admitted:
+                self._by_address[host] += 1
+        if not admitted or not self._slots.acquire(blocking=False):
+            if admitted:
+                self._leave(host)
             _refuse(request)
             self.shutdown_request(request)
             return
@@ -630,6 +709,7 @@ class _HttpServer(ThreadingHTTPServer):
             super().process_request(request, client_address)
         except Exception:
             self._slots.release()
+            self._leave(host)
             raise
 
     def process_request_thread(self, request, client_address):
@@ -637,6 +717,13 @@ class _HttpServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+            self._leave(client_address[0] if client_address else "")
+
+    def _leave(self, host: str) -> None:
+        with self._count_lock:
+            self._by_address[host] -= 1
+            if self._by_address[host] <= 0:
+                del self._by_address[host]
 
     def handle_error(self, request, client_address):
         log.exception("connection from %s failed", client_address[0] if client_address else "?")
@@ -659,7 +746,8 @@ class ApiServer:
     def __init__(self, settings, terminal, db_path, token: str,
                  status: Optional[Callable[[], dict]] = None, bind=None, port=None, *,
                  client_timeout: float = CLIENT_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
-                 reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None,
+                 max_per_address: int = MAX_PER_ADDRESS, head_deadline: float = HEAD_DEADLINE_S,
+                 body_deadline: float = BODY_DEADLINE_S, reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None,
                  settings_file: Optional[str] = None):
         if not token:
             raise ConfigError([Problem("settings", None, "api.token",
@@ -670,10 +758,11 @@ class ApiServer:
         if technician is None and settings_file:
             technician = Technician(terminal, settings_file_path=settings_file, db_path=db_path)
         self.ops = Operations(terminal, db_path, status, reply_timeout, technician)
-        handler = type("Handler", (_Handler,), {"api": self})
+        handler = type("Handler", (_Handler,), {"api": self, "head_deadline": head_deadline,
+                                                "body_deadline": body_deadline})
         address = (settings.bind if bind is None else bind,
                    settings.port if port is None else port)
-        self._httpd = _HttpServer(address, handler, max_connections)
+        self._httpd = _HttpServer(address, handler, max_connections, max_per_address)
         self.port = self._httpd.server_address[1]
         self._thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()

@@ -35,7 +35,10 @@ log = logging.getLogger("pingjia.receiver")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024   # 500 records are about 0.6 MiB
 CLIENT_TIMEOUT_S = 30.0
+HEAD_DEADLINE_S = 10.0     # request line and headers, from their first byte
+BODY_DEADLINE_S = 60.0     # 4 MiB over a slow link; a trickle slower than this is dropped
 MAX_CONNECTIONS = 64
+MAX_PER_ADDRESS = 32       # one address (one device, or one NAT) cannot take all
 UPLOADS = ("/v1/records", "/v1/records/corrections")
 UNSIGNED = ("/v1/enroll",)
 LOOKUP_CHECK = Check("Business")
@@ -78,6 +81,8 @@ class _ReceiverHandler(_Handler):
 
     server_version = "pingjia-receiver"
     api: "Receiver"
+    head_deadline = HEAD_DEADLINE_S
+    body_deadline = BODY_DEADLINE_S
 
     def _serve(self):
         """The base class's _dispatch sends ApiFailures and handles clients that went away."""
@@ -257,7 +262,8 @@ class Receiver:
                  faults: Optional[Faults] = None, bind: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, seed=None, *,
                  max_body_bytes: int = MAX_BODY_BYTES, client_timeout: float = CLIENT_TIMEOUT_S,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_connections: int = MAX_CONNECTIONS,
+                 max_per_address: int = MAX_PER_ADDRESS):
         self.clock = clock
         self.db = ReceiverDB(db_path)
         self.config_dir = Path(config_dir) if config_dir is not None else None
@@ -266,6 +272,7 @@ class Receiver:
         self.client_timeout = client_timeout
         self.settings = SimpleNamespace(max_body_bytes=max_body_bytes)  # what the handler reads
         self.max_connections = max_connections
+        self.max_per_address = max_per_address
         self._plan = FaultPlan(faults, seed)
         self._stats_lock = threading.Lock()
         self._stats = {"requests": 0, "accepted": 0, "duplicate": 0, "rejected": 0,
@@ -289,7 +296,8 @@ class Receiver:
             return self
         self._stopping.clear()
         handler = type("Handler", (_ReceiverHandler,), {"api": self})
-        self._httpd = _Server((self.bind, self.port), handler, self.max_connections)
+        self._httpd = _Server((self.bind, self.port), handler, self.max_connections,
+                              self.max_per_address)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="pingjia-receiver", daemon=True)
