@@ -31,8 +31,8 @@ setup(
     ],
     extras_require={
         "sim": ["luma.emulator>=1.5"],
-        "test": ["pytest>=7.4", "hypothesis>=6.90", "hypothesis-jsonschema>=0.23",
-                 "schemathesis>=4.0", "luma.emulator>=1.5"],
+        "test": ["pytest>=7.4", "hypothesis>=6.130.12", "schemathesis>=4.0,<5",
+                 "luma.emulator>=1.5"],
     },
     entry_points={"console_scripts": ["pingjia = config.cli:main"]},
     classifiers=[

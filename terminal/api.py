@@ -58,14 +58,45 @@ _SPEC_URI = "urn:pingjia:local-api"
 
 # --- the contract --------------------------------------------------------------------
 
-def load_spec() -> dict:
-    with resources.files("terminal").joinpath("openapi.json").open(encoding="utf-8") as f:
+def _load(name: str) -> dict:
+    with resources.files("terminal").joinpath(name).open(encoding="utf-8") as f:
         return json.load(f)
 
 
+def load_spec() -> dict:
+    return _load("openapi.json")
+
+
 SPEC = load_spec()
-_REGISTRY = Registry().with_resource(
-    _SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012))
+# The fields that become record fields take their limits from the record contract, by
+# $ref to its $id: one place, so that what the API accepts the centre accepts.
+RECORD_SCHEMA = _load("record.schema.json")
+_REGISTRY = Registry().with_resources([
+    (_SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)),
+    (RECORD_SCHEMA["$id"], Resource.from_contents(RECORD_SCHEMA, default_specification=DRAFT202012)),
+])
+
+
+def bundled_spec() -> dict:
+    """The document with its references into the record schema written out in place
+    (`allOf` keeps the local keywords beside them), for tools that resolve only local
+    references: OpenAPI fuzzers, schema-driven generators."""
+    prefix = RECORD_SCHEMA["$id"] + "#"
+
+    def inline(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            out = {k: inline(v) for k, v in node.items() if not (k == "$ref" and
+                                                                 str(ref).startswith(prefix))}
+            if isinstance(ref, str) and ref.startswith(prefix):
+                target = _REGISTRY.resolver().lookup(ref).contents
+                out["allOf"] = [inline(target)] + out.get("allOf", [])
+            return out
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(SPEC)
 
 
 def validator(schema_name: str) -> Draft202012Validator:
