@@ -77,26 +77,28 @@ _REGISTRY = Registry().with_resources([
 ])
 
 
-def bundled_spec() -> dict:
-    """The document with its references into the record schema written out in place
+def bundled_spec(doc: Optional[dict] = None) -> dict:
+    """`doc` (default: this API's document; the central API's refers to the record schema
+    the same way) with its references into the record schema written out in place
     (`allOf` keeps the local keywords beside them), for tools that resolve only local
     references: OpenAPI fuzzers, schema-driven generators."""
-    prefix = RECORD_SCHEMA["$id"] + "#"
+    record_id = RECORD_SCHEMA["$id"]
 
     def inline(node):
         if isinstance(node, dict):
             ref = node.get("$ref")
-            out = {k: inline(v) for k, v in node.items() if not (k == "$ref" and
-                                                                 str(ref).startswith(prefix))}
-            if isinstance(ref, str) and ref.startswith(prefix):
-                target = _REGISTRY.resolver().lookup(ref).contents
-                out["allOf"] = [inline(target)] + out.get("allOf", [])
+            if not (isinstance(ref, str) and ref.split("#", 1)[0] == record_id):
+                return {k: inline(v) for k, v in node.items()}
+            out = {k: inline(v) for k, v in node.items() if k != "$ref"}
+            target = _REGISTRY.resolver().lookup(ref).contents
+            target = {k: v for k, v in target.items() if k not in ("$id", "$schema")}
+            out["allOf"] = [inline(target)] + out.get("allOf", [])
             return out
         if isinstance(node, list):
             return [inline(v) for v in node]
         return node
 
-    return inline(SPEC)
+    return inline(SPEC if doc is None else doc)
 
 
 def validator(schema_name: str) -> Draft202012Validator:
