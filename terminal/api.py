@@ -146,6 +146,8 @@ def describe(error) -> tuple[str, str]:
     if kind in ("enum", "const"):
         choices = value if kind == "enum" else [value]
         return where, "must be one of " + ", ".join(json.dumps(c, ensure_ascii=False) for c in choices)
+    if kind == "pattern":  # not the value: it may be an ID number (the kiosk lookup)
+        return where, f"must match the pattern {value}"
     return where, error.message[:200]
 
 
@@ -507,12 +509,6 @@ class _Handler(BaseHTTPRequestHandler):
         body = None
         if v is not None:
             body = self._read_json()
-            bad_text = first_text_problem(body)
-            if bad_text:
-                # JSON lets "\udfff" through; a record holding it cannot be encoded, so
-                # it is refused here, before any field reaches the flow.
-                where = _loggable(bad_text[0]) or "body"  # the bad text may be in a key
-                raise ApiFailure(400, "invalid_text", f"{where}: {bad_text[1]}", field=where)
             problem = schema_problem(v, body)
             if problem:
                 where, why = problem
@@ -551,10 +547,18 @@ class _Handler(BaseHTTPRequestHandler):
                              f"send Content-Type: application/json (got {_loggable(ctype) or 'none'})")
         raw = self._read_exactly(length)
         try:
-            return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+            body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
                               parse_constant=_no_constants)
         except (ValueError, RecursionError) as exc:
             raise ApiFailure(400, "invalid_json", f"the body is not valid JSON: {_short(exc)}") from None
+        bad_text = first_text_problem(body)
+        if bad_text:
+            # JSON lets "\udfff" through, and no record, log line or database row can
+            # hold it: refused here, for every body of both servers, before any field
+            # reaches the flow or a store.
+            where = _loggable(bad_text[0]) or "body"  # the bad text may be in a key
+            raise ApiFailure(400, "invalid_text", f"{where}: {bad_text[1]}", field=where)
+        return body
 
     def _read_exactly(self, length: int) -> bytes:
         if self.headers.get("Expect", "").lower() == "100-continue" \

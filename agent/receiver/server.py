@@ -114,7 +114,7 @@ class _ReceiverHandler(_Handler):
             try:
                 body = self._read_json()
             except ApiFailure as f:
-                if f.code != "invalid_json":
+                if f.code not in ("invalid_json", "invalid_text"):
                     raise
                 unreadable = f  # said only to a caller whose signature holds
         else:
