@@ -551,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
                               parse_constant=_no_constants)
         except (ValueError, RecursionError) as exc:
             raise ApiFailure(400, "invalid_json", f"the body is not valid JSON: {_short(exc)}") from None
-        bad_text = first_text_problem(body)
+        bad_text = self._text_problem(body)
         if bad_text:
             # JSON lets "\udfff" through, and no record, log line or database row can
             # hold it: refused here, for every body of both servers, before any field
@@ -559,6 +559,10 @@ class _Handler(BaseHTTPRequestHandler):
             where = _loggable(bad_text[0]) or "body"  # the bad text may be in a key
             raise ApiFailure(400, "invalid_text", f"{where}: {bad_text[1]}", field=where)
         return body
+
+    def _text_problem(self, body):
+        """(field, why) of the first string in the body no record or store can hold."""
+        return first_text_problem(body)
 
     def _read_exactly(self, length: int) -> bytes:
         if self.headers.get("Expect", "").lower() == "100-continue" \
@@ -704,10 +708,14 @@ def _short(exc) -> str:
     return str(exc)[:160] if not isinstance(exc, RecursionError) else "nested too deeply"
 
 
-def _loggable(text: str) -> str:
-    """A request path or header as it may go into a log line: printable, short."""
+def loggable(text: str) -> str:
+    """A request path, header or field name as it may go into a log line or a database
+    row: printable, short, encodable."""
     text = text[:200]
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+_loggable = loggable
 
 
 class _HttpServer(ThreadingHTTPServer):

@@ -28,6 +28,7 @@ from agent import signing
 from agent.receiver.db import Device, ReceiverDB, ReceiverError, check_device
 from agent.receiver.faults import FaultPlan, Faults, OUTCOMES
 from agent.receiver.schemas import SPEC, Check, request_schema
+from config.text import first_text_problem
 from terminal.api import (ApiFailure, _Handler, _HttpServer, _loggable, _pattern,
                           match)
 
@@ -148,6 +149,19 @@ class _ReceiverHandler(_Handler):
     def _read_exactly(self, length: int) -> bytes:
         self._raw = super()._read_exactly(length)
         return self._raw
+
+    def _text_problem(self, body):
+        """A batch's records are judged one by one (chain.judge: a record with bad text is
+        `rejected`, the others go on); only what answers for them, the record ids, and the
+        rest of the body must be clean here. Line breaks are fine outside records (a
+        heartbeat may carry a multi-line message)."""
+        if self.path.split("?", 1)[0] in UPLOADS[:1] and isinstance(body, dict) \
+                and isinstance(body.get("records"), list):
+            ids = [r.get("record_id") if isinstance(r, dict) else None for r in body["records"]]
+            rest = {k: v for k, v in body.items() if k != "records"}
+            found = first_text_problem({"records": [{"record_id": i} for i in ids]})
+            return found or first_text_problem(rest, multiline=True)
+        return first_text_problem(body, multiline=True)
 
     def _send(self, status: int, body, headers=None, *, body_share: float = 1.0):
         """The base class's answer; a 304 without its body (RFC 9110 §15.4.5), and for the

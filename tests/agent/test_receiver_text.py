@@ -25,14 +25,26 @@ def test_a_lone_surrogate_is_400_invalid_text(rx, path, body, field):
     assert r.json()["field"] == field
 
 
-def test_a_batch_with_a_lone_surrogate_is_refused_and_the_next_accepted(rx, tmp_path):
+def test_a_record_with_a_lone_surrogate_is_rejected_alone(rx, tmp_path):
     client = Client(rx.url)
-    records = make_records(tmp_path / "dev", 2)
+    records = make_records(tmp_path / "dev", 3)
     body = json.dumps({"records": records}).replace('"task_name": "', '"task_name": "\\udfff', 1)
     r = client.post("/v1/records", raw=body.encode())
-    assert r.status_code == 400 and r.json()["field"] == "records[0].task_name", r.text
-    r = client.upload(records)
-    assert [x["status"] for x in r.json()["results"]] == ["accepted", "accepted"]
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == ["rejected", "accepted", "accepted"]
+    assert results[0]["error"] == "invalid_text" and results[0]["record_id"] == records[0]["record_id"]
+    assert rx.count(DEVICE_ID) == 2
+
+
+def test_a_record_id_with_a_lone_surrogate_refuses_the_batch(rx):
+    r = Client(rx.url).post("/v1/records", raw=b'{"records": [{"record_id": "a\\udfff"}]}')
+    assert r.status_code == 400 and r.json()["field"] == "records[0].record_id", r.text
+
+
+def test_a_multi_line_heartbeat_is_fine(rx):
+    r = Client(rx.url).post(f"/v1/devices/{DEVICE_ID}/heartbeat", {"note": "one\ntwo"})
+    assert r.status_code == 200, r.text
 
 
 def test_a_malformed_id_number_is_not_echoed(rx):

@@ -37,6 +37,7 @@ def fuzz_terminal(tmp_path, examples: int) -> int:
         run.press(5)
         assert wait_state(run, "after-fuzz", "rated")["level"] == 5
         assert any(rec["visit_id"] == "after-fuzz" for rec in run.records())
+        print(f"{sent} fuzz cases")
         return sent
     finally:
         session.close()
