@@ -482,21 +482,21 @@ class _Handler(BaseHTTPRequestHandler):
             except ApiFailure as f:
                 self._send(f.status, f.body(), f.headers)
             except Exception:
-                log.exception("unexpected error on %s %s", self.command, _loggable(self.path))
+                log.exception("unexpected error on %s %s", self.command, loggable(self.path))
                 self._send(500, {"error": "internal", "message": "the terminal had an internal "
                                  "error with this request; ratings go on"})
         except (OSError, ValueError):  # the client went away while we answered
             self.close_connection = True
         finally:
-            log.info("%s %s %s %d %.0fms", self.client_address[0], _loggable(self.command),
-                     _loggable(self.path), self._status, (time.monotonic() - started) * 1000)
+            log.info("%s %s %s %d %.0fms", self.client_address[0], loggable(self.command),
+                     loggable(self.path), self._status, (time.monotonic() - started) * 1000)
 
     def _serve(self):
         self._authorize()
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         template, params = match(path)
         if template is None:
-            raise ApiFailure(404, "not_found", f"no such call: {_loggable(path)}")
+            raise ApiFailure(404, "not_found", f"no such call: {loggable(path)}")
         methods = allowed(template)
         if self.command not in methods:
             raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
@@ -544,7 +544,7 @@ class _Handler(BaseHTTPRequestHandler):
         charset = params.strip().lower().replace(" ", "")
         if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
             raise ApiFailure(415, "unsupported_media_type",
-                             f"send Content-Type: application/json (got {_loggable(ctype) or 'none'})")
+                             f"send Content-Type: application/json (got {loggable(ctype) or 'none'})")
         raw = self._read_exactly(length)
         try:
             body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
@@ -556,7 +556,7 @@ class _Handler(BaseHTTPRequestHandler):
             # JSON lets "\udfff" through, and no record, log line or database row can
             # hold it: refused here, for every body of both servers, before any field
             # reaches the flow or a store.
-            where = _loggable(bad_text[0]) or "body"  # the bad text may be in a key
+            where = loggable(bad_text[0]) or "body"  # the bad text may be in a key
             raise ApiFailure(400, "invalid_text", f"{where}: {bad_text[1]}", field=where)
         return body
 
@@ -630,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
                                    "message": message or HTTPStatus(code).phrase})
         except OSError:
             pass
-        log.info("%s %s - %d", self.client_address[0], _loggable(self.requestline), int(code))
+        log.info("%s %s - %d", self.client_address[0], loggable(self.requestline), int(code))
 
     def log_message(self, fmt, *args):
         log.debug("http: " + fmt, *args)
@@ -715,8 +715,6 @@ def loggable(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
-_loggable = loggable
-
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -792,8 +790,8 @@ class ApiServer:
                  status: Optional[Callable[[], dict]] = None, bind=None, port=None, *,
                  client_timeout: float = CLIENT_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
                  max_per_address: int = MAX_PER_ADDRESS, head_deadline: float = HEAD_DEADLINE_S,
-                 body_deadline: float = BODY_DEADLINE_S, reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None,
-                 settings_file: Optional[str] = None):
+                 body_deadline: float = BODY_DEADLINE_S, reply_timeout: float = REPLY_TIMEOUT_S,
+                 technician: Optional[Technician] = None, settings_file: Optional[str] = None):
         if not token:
             raise ConfigError([Problem("settings", None, "api.token",
                                        "the local API never serves without a token")])

@@ -29,8 +29,7 @@ from agent.receiver.db import Device, ReceiverDB, ReceiverError, check_device
 from agent.receiver.faults import FaultPlan, Faults, OUTCOMES
 from agent.receiver.schemas import SPEC, Check, request_schema
 from config.text import first_text_problem
-from terminal.api import (ApiFailure, _Handler, _HttpServer, _loggable, _pattern,
-                          match)
+from terminal.api import ApiFailure, _Handler, _HttpServer, _pattern, loggable, match
 
 log = logging.getLogger("pingjia.receiver")
 
@@ -95,7 +94,7 @@ class _ReceiverHandler(_Handler):
         except (ApiFailure, OSError):
             raise
         except Exception:
-            log.exception("unexpected error on %s %s", self.command, _loggable(self.path))
+            log.exception("unexpected error on %s %s", self.command, loggable(self.path))
             raise ApiFailure(500, "internal", "the receiver had an internal error with this "
                              "request; send it again") from None
 
@@ -103,7 +102,7 @@ class _ReceiverHandler(_Handler):
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         template, params = match(path, _PATTERNS)
         if template is None:
-            raise ApiFailure(404, "not_found", f"no such call: {_loggable(path)}")
+            raise ApiFailure(404, "not_found", f"no such call: {loggable(path)}")
         methods = sorted(m for t, m in ROUTES if t == template)
         if self.command not in methods:
             raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
@@ -155,7 +154,7 @@ class _ReceiverHandler(_Handler):
         `rejected`, the others go on); only what answers for them, the record ids, and the
         rest of the body must be clean here. Line breaks are fine outside records (a
         heartbeat may carry a multi-line message)."""
-        if self.path.split("?", 1)[0] in UPLOADS[:1] and isinstance(body, dict) \
+        if self.path.split("?", 1)[0] == "/v1/records" and isinstance(body, dict) \
                 and isinstance(body.get("records"), list):
             ids = [r.get("record_id") if isinstance(r, dict) else None for r in body["records"]]
             rest = {k: v for k, v in body.items() if k != "records"}
@@ -193,7 +192,7 @@ class _ReceiverHandler(_Handler):
                 raise ApiFailure(401, "bad_signature", "X-Device-Id, X-Timestamp and X-Signature "
                                  "are required")
             raise ApiFailure(401, "unknown_device", "this receiver does not know the device "
-                             f"{_loggable(device_id)[:64]}; add it with --device or enrol it")
+                             f"{loggable(device_id)[:64]}; add it with --device or enrol it")
         try:
             signing.verify(self.headers, secret=device.secret, alg=device.hash_alg,
                            method=self.command, path=path, body=self._raw, now=now)
