@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, NamedTuple, Optional
 
 from agent.receiver.schemas import Check
 from config.text import first_text_problem
-from terminal.api import loggable
+from terminal.http import loggable
 from terminal import records as rec
 
 RECORD = Check("Record")

@@ -2,7 +2,7 @@
 
 A development, test, demo and pilot peer for the agent and the kiosk, not the production
 central system. stdlib `ThreadingHTTPServer` with the local API's request handling
-(terminal/api.py: body limits, JSON errors, connection cap, slow-client timeouts), routed
+(terminal/http.py: body limits, JSON errors, connection caps, slow-client deadlines), routed
 to the central API document `agent/central-openapi.json`. Every request but enrol must be
 signed by a known device (agent/signing.py); records go through `ReceiverDB.ingest`, one
 transaction per batch.
@@ -29,7 +29,7 @@ from agent.receiver.db import Device, ReceiverDB, ReceiverError, check_device
 from agent.receiver.faults import FaultPlan, Faults, OUTCOMES
 from agent.receiver.schemas import SPEC, Check, request_schema
 from config.text import first_text_problem
-from terminal.api import ApiFailure, _Handler, _HttpServer, _pattern, loggable, match
+from terminal.http import ApiFailure, HttpServer, JsonHandler, loggable, match, path_pattern
 
 log = logging.getLogger("pingjia.receiver")
 
@@ -57,7 +57,7 @@ def _routes() -> dict:
 ROUTES = _routes()
 _CHECKS = {key: Check(name) for key, name in ROUTES.items() if name is not None}
 # Concrete paths before templated ones, as OpenAPI matches them.
-_PATTERNS = [(t, _pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
+_PATTERNS = [(t, path_pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
 _DEVICE_ID = Check("DeviceId")
 
 
@@ -76,7 +76,7 @@ class _Dropped(Exception):
     """The fault plan says: close the connection without an answer."""
 
 
-class _ReceiverHandler(_Handler):
+class _ReceiverHandler(JsonHandler):
     """The local API's request handling (limits, JSON errors), routed to the central API."""
 
     server_version = "pingjia-receiver"
@@ -233,7 +233,7 @@ class _ReceiverHandler(_Handler):
         raise AssertionError(f"fault {fault} has no handling")
 
 
-class _Server(_HttpServer):
+class _Server(HttpServer):
     """Keeps its connections, so that stop() ends keep-alive clients too (a stopped
     receiver must look down to an agent, not go on answering on old connections)."""
 

@@ -102,9 +102,9 @@ def test_a_head_trickled_byte_by_byte_is_cut_at_its_deadline(tmp_path):
     run, close = start_terminal(tmp_path, head_deadline=1.0)
     try:
         with Tricklers(run.api.port, n=1, source="127.0.0.1", gap=0.2) as slow:
-            run.wait_for(lambda: slow.cut, timeout=4, what="the slow head to be cut")
+            run.wait_for(lambda: slow.cut, timeout=6, what="the slow head to be cut")
         # each byte came well within the idle timeout (10 s): only the deadline ends it
-        assert 0.9 < slow.cut[0] < 2.5
+        assert 0.9 < slow.cut[0] < 4
     finally:
         close()
 
@@ -121,7 +121,7 @@ def test_a_trickled_body_is_cut_at_its_deadline(tmp_path):
             if select.select([s], [], [], 0.2)[0]:
                 reply = s.recv(4096)
         assert reply.startswith(b"HTTP/1.1 408") and b'"timeout"' in reply
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 4
         s.close()
     finally:
         close()
