@@ -25,7 +25,7 @@ import requests
 
 from agent.client import Central, Transient
 from config.text import first_text_problem
-from terminal.api import schema_problem, validator
+from terminal.api import RECORD_SCHEMA, schema_problem, validator
 from terminal.flow.model import Business, Finished, LookupDone, StartLookup
 
 log = logging.getLogger("pingjia.lookup")
@@ -33,7 +33,9 @@ log = logging.getLogger("pingjia.lookup")
 PATH = "/v1/lookup"
 MAX_BUSINESSES = 50      # more than a person can page through at a kiosk
 _FIELDS = ("project_no", "task_name", "task_code", "task_handle_item", "dept_code", "dept_name")
-_LIMITS = {"staff_name": 30, "finished_at": 40}
+# Cut to size rather than refused (the business is still worth rating). The staff name
+# becomes the record's, so its limit is the record contract's.
+_LIMITS = {"staff_name": RECORD_SCHEMA["properties"]["staff_name"]["maxLength"], "finished_at": 40}
 _BUSINESS = validator("Business")
 
 
