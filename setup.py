@@ -31,7 +31,8 @@ setup(
     ],
     extras_require={
         "sim": ["luma.emulator>=1.5"],
-        "test": ["pytest>=7.4", "hypothesis>=6.90", "luma.emulator>=1.5"],
+        "test": ["pytest>=7.4", "hypothesis>=6.130.12", "schemathesis>=4.0,<5",
+                 "luma.emulator>=1.5"],
     },
     entry_points={"console_scripts": ["pingjia = config.cli:main"]},
     classifiers=[
