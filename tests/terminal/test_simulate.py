@@ -493,6 +493,13 @@ def test_invite_says_which_invitation_it_superseded(tmp_path, sims):
     assert "previous invitation first stored as unrated (superseded)" in out.stdout
     sim.wait_line("stored #1 unrated (superseded)")
     assert sim.call("GET", "/v1/invitations/first").json()["state"] == "unrated"
+    second = sim.status()["open_visit"]["visit_id"]
+    sim.keys("2")                       # a bad rating: its reasons are being chosen
+    sim.wait_line("原因页: 键5 上移  键4 下移  键3 选择  键2 返回  键1 提交")
+    third = sim.call("POST", "/v1/invitations", {"visit_id": "third", "items": [
+        {"project_no": "330106202612010203", "task_name": "户籍迁入"}]})
+    assert third.json()["superseded"] == {"visit_id": second, "state": "rated"}
+    sim.wait_line("stored #2 level 2")  # the rating given is kept
 
 
 def test_a_joint_demo_case_never_holds_the_same_business_twice():
