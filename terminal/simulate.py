@@ -317,8 +317,19 @@ class KeyInput:
         except (AttributeError, ValueError, OSError):
             self.fd, self.is_tty = None, False
 
+    @property
+    def background(self) -> bool:
+        """Started with `&` from a shell: touching its terminal would stop the process
+        (SIGTTOU, SIGTTIN), so it reads no keys there."""
+        if not self.is_tty:
+            return False
+        try:
+            return os.tcgetpgrp(self.fd) != os.getpgrp()
+        except OSError:  # not our controlling terminal: no job control applies
+            return False
+
     def cbreak(self) -> None:
-        if not self.is_tty or self._saved is not None:
+        if not self.is_tty or self._saved is not None or self.background:
             return
         import termios
         import tty
@@ -393,8 +404,11 @@ class Simulator:
             self._say(f"log file {self.log_file}")
         if self.console:
             self._watch_size()
-        self.keys.cbreak()
-        threading.Thread(target=self._read_keys, name="sim-keys", daemon=True).start()
+        if self.keys.background:
+            self._say("running in the background: no keys are read (the local API serves)")
+        else:
+            self.keys.cbreak()
+            threading.Thread(target=self._read_keys, name="sim-keys", daemon=True).start()
         if not self.kiosk:
             # A window has someone at it: without staff, invitations would be refused
             # (site.require_staff). PUT/DELETE /v1/staff change it like at a real window.

@@ -508,3 +508,31 @@ def test_a_joint_demo_case_never_holds_the_same_business_twice():
     for seed in range(300):
         items = sample_businesses(random.Random(seed), 2)
         assert len({b.task_name for b in items}) == 2 and len({b.project_no for b in items}) == 2
+
+
+BACKGROUND = """
+import os, subprocess, sys, time
+master, slave = os.openpty()
+os.close(os.open(os.ttyname(slave), os.O_RDWR))   # a session leader: this becomes its terminal
+sim = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, process_group=0)
+line = b""
+while b"ready:" not in line:
+    line = sim.stdout.readline()
+    if not line:
+        break
+time.sleep(1)
+state = open(f"/proc/{sim.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+sim.terminate()
+print(state, sim.wait(timeout=20), line.decode().strip())
+"""
+
+
+def test_started_in_the_background_it_leaves_the_terminal_alone(tmp_path):
+    """`pingjia simulate --headless ... &` from a shell: not stopped by SIGTTOU/SIGTTIN."""
+    out = subprocess.run([sys.executable, "-c", BACKGROUND, *COMMAND, "simulate", "--headless",
+                          "--no-sync", "--data-dir", str(tmp_path / "data"), "--port",
+                          str(free_port())], capture_output=True, text=True, timeout=90,
+                         start_new_session=True)
+    state, code, ready = out.stdout.split(" ", 2)
+    assert state in "SR" and code == "0", out.stdout + out.stderr   # T would be stopped
+    assert ready.startswith("[pingjia] ready:")
