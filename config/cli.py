@@ -7,6 +7,7 @@ operation failed, 2 usage or settings error.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -81,7 +82,10 @@ def main(argv=None) -> int:
         # (the commands name the usual ones themselves, with what to do)
         if args.verbose:
             logging.getLogger("pingjia").exception("%s failed", args.command)
-        print(f"pingjia {args.command}: {exc} (-v shows where)", file=sys.stderr)
+        hint = ("a port it needs is taken: stop the other process (another terminal or "
+                "simulator?) or choose another port" if exc.errno == errno.EADDRINUSE
+                else "-v shows where")
+        print(f"pingjia {args.command}: {exc} ({hint})", file=sys.stderr)
         return 1
 
 

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+from config import local
 from config import settings as config_settings
 from terminal.sdnotify import Notifier
 
@@ -19,6 +20,7 @@ START_EXTEND_S = 120
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("terminal", help="run the terminal service (buttons, display, API)")
+    local.add_settings_option(p)  # --config before or after the command name
     p.set_defaults(func=run_command)
 
 
