@@ -62,8 +62,6 @@ from terminal import flow
 from terminal.catalogue import sample_businesses, sample_staff
 from terminal.client import describe_superseded
 from terminal.clock import CHINA
-from terminal.screens.kiosk import CAPS as KIOSK_CAPS
-from terminal.screens.window import ROLE_TEXT
 from terminal.secret import ensure_sim_secret
 
 log = logging.getLogger("pingjia.simulate")
@@ -309,7 +307,6 @@ class KeyInput:
     on every way out; a pipe is read as it is."""
 
     def __init__(self, stream):
-        self.stream = stream
         self._saved = None
         try:
             self.fd = stream.fileno()
@@ -448,6 +445,9 @@ class Simulator:
 
     def list_keys(self, screen) -> str:
         """Which key does what on the reason list and the kiosk's business list."""
+        from terminal.screens.kiosk import CAPS as KIOSK_CAPS  # the caps the screens draw
+        from terminal.screens.window import ROLE_TEXT
+
         order = self.runtime.settings.buttons.order
         if screen is flow.Tagging:
             roles = [ROLE_TEXT[flow.TAG_ROLES[i]] for i in range(len(order))]

@@ -181,6 +181,7 @@ def test_kiosk_keys_drive_the_simulated_reader_through_the_whole_loop(tmp_path, 
 
     sim.keys("c")                       # the sample resident card: three businesses found
     sim.wait_status(state("choosing"), "the business list")
+    sim.wait_line("业务列表: 键5 上移  键4 下移  键3 选择  键2 退出  键1 确定")
     sim.keys("3")                       # the middle button takes the first business
     sim.wait_status(state("invited"), "the rating screen")
     sim.keys("4")
