@@ -9,6 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
+    package_dir={"": "."},  # flat layout: the editable install is a plain .pth, no finder
     packages=find_packages(include=["terminal", "terminal.*", "agent", "agent.*",
                                     "drivers", "drivers.*", "config", "config.*"]),
     include_package_data=True,

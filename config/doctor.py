@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+from config import local
 from config import settings as config_settings
 from config.errors import ConfigError
 
@@ -611,6 +612,7 @@ def add_command(subparsers) -> None:
                    "status (ok, warn, fail, skip), detail and fix")
     p.add_argument("--root", default=os.environ.get("PINGJIA_ROOT") or "/",
                    help="check an installation under this directory (default /; env PINGJIA_ROOT)")
+    local.add_settings_option(p)  # --config before or after the command name
     p.set_defaults(func=run_command)
 
 

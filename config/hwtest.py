@@ -108,8 +108,13 @@ def _run_on_terminal(args, settings, kind: str):
         return started, None
     shown = 0
     progress = started
+    frame = None
     try:
         while progress.get("state") == "running":
+            if kind == "display" and progress.get("frame") != frame:
+                frame = progress.get("frame")  # the run takes a while: say where it is
+                _note(args, f"frame {frame}/{progress.get('frames')}, "
+                            f"{progress.get('remaining_s')} s left")
             time.sleep(0.3)
             progress = client.test_progress()
             shown = _show_presses(args, settings, progress, shown)

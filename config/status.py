@@ -42,7 +42,17 @@ def version() -> str:
 def run(args) -> int:
     from terminal.client import ApiError
 
-    settings = local.load_settings(args)
+    try:
+        settings = local.load_settings(args)
+    except ConfigError:
+        path = local.settings_path(args)
+        if getattr(args, "config", None) is None and not path.exists():
+            return local.fail(
+                f"no settings file at {path}. On a device, scripts/install.sh puts it there. "
+                "For the simulator or a development machine, say where to look: "
+                "pingjia status --port PORT --token TOKEN --data-dir DIR (pingjia simulate "
+                "prints its port and token when it starts)", 2)
+        raise
     try:
         local.client(args, settings)
         asked = True

@@ -2,7 +2,8 @@
 
 Hardware: ssd1306, sh1106, ssd1309 (mono), ssd1322, ssd1325 (greyscale) over
 I2C or SPI. Simulated: `dummy` (luma.core, keeps the last image), `capture` (PNG per
-frame) and `gifanim` (one GIF at close) into `output_dir`, `pygame` (a window), and
+frame) and `gifanim` (one GIF at close) into `output_dir` (drivers/framefiles.py),
+`pygame` (a window; needs the `sim` extra), and
 `console` (half-block art in the terminal, see drivers/console.py).
 
 The Pi's I2C bus runs at 100 kHz by default: about 10 full 128x64 frames a second. Set
@@ -362,7 +363,7 @@ def _open_simulated(settings, stream):
         from drivers.console import console
         return console(stream=stream, **common)
     if driver in ("capture", "gifanim"):
-        from luma.emulator import device as emu
+        from drivers import framefiles  # Pillow only: files need no pygame, no luma.emulator
         out = settings.output_dir or "."
         try:
             os.makedirs(out, exist_ok=True)
@@ -370,10 +371,9 @@ def _open_simulated(settings, stream):
             raise DisplayError(f"cannot create display.output_dir {out!r}: {exc}") from exc
         if driver == "capture":
             # unscaled PNGs: pixel for pixel what the panel shows, easy to compare
-            return emu.capture(transform="none", scale=1,
-                               file_template=os.path.join(out, "frame_{0:06}.png"), **common)
-        return emu.gifanim(transform="identity", scale=2, duration=0.5,
-                           filename=os.path.join(out, "pingjia.gif"), **common)
+            return framefiles.capture(file_template=os.path.join(out, "frame_{0:06}.png"), **common)
+        return framefiles.gifanim(scale=2, duration=0.5, filename=os.path.join(out, "pingjia.gif"),
+                           **common)
     return _open_pygame(common)
 
 
@@ -383,7 +383,12 @@ def _open_pygame(common):
         raise DisplayError('display.driver = "pygame" needs a graphical desktop (no DISPLAY '
                            'or WAYLAND_DISPLAY is set): use display.driver = "console" '
                            "to see the screen in this terminal")
-    from luma.emulator import device as emu
+    try:
+        from luma.emulator import device as emu
+    except ImportError:
+        raise DisplayError('display.driver = "pygame" needs luma.emulator and pygame: '
+                           "pip install 'pingjia[sim]' (or use the console, capture or gifanim "
+                           "display)") from None
     try:
         device = emu.pygame(transform="identity", scale=4, **common)
         device._pygame.display.set_caption("Pingjia 评价器")

@@ -40,7 +40,9 @@ need_venv() {
   # reinstall only when the package definition changed
   if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q --config-settings editable_mode=compat -e '.[test,sim]'
+    # setup.py maps the packages to the root (package_dir), so the editable install is a
+    # plain .pth file: no import finder, no setuptools warning, tests and tools see the tree
+    "$VENV/bin/python" -m pip install -q -e '.[test,sim]'
     touch "$stamp"
   fi
 }

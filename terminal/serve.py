@@ -8,6 +8,7 @@ import threading
 import time
 
 from config import check as settings_check
+from config import local
 from config import settings as config_settings
 from config.errors import ConfigError
 from terminal.sdnotify import Notifier
@@ -21,6 +22,7 @@ START_EXTEND_S = 120
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("terminal", help="run the terminal service (buttons, display, API)")
+    local.add_settings_option(p)  # --config before or after the command name
     p.add_argument("--secret-file", metavar="FILE",
                    help="read the device secret from FILE ('-': standard input) instead of "
                         "the systemd credential or device.secret_file: for a run by hand "
@@ -31,6 +33,7 @@ def add_command(subparsers) -> None:
         description="Draw the out-of-service frame and leave it on the panel. The terminal "
                     "unit runs `pingjia out-of-service --if-failed` as ExecStopPost=, so a "
                     "crashed terminal leaves no stale 'please rate' frame on the screen.")
+    local.add_settings_option(o)
     o.add_argument("--if-failed", action="store_true",
                    help="do nothing when systemd says the service ended cleanly "
                         "($SERVICE_RESULT=success, $EXIT_CODE=exited): it drew the frame itself")

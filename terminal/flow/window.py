@@ -170,14 +170,17 @@ def _invite(state: State, ev: Invite, now: Now):
         return state, (_error(ev.request_id, 409, "no_staff",
                               "no staff member is signed in and the invitation names none"),)
     effects: list = []
-    old, _ = _close(state, now, "superseded")
+    old, level = _close(state, now, "superseded")
     state, _ = _store(state, old, effects)
+    body = {"visit_id": ev.visit_id, "state": "open"}
+    if current is not None:  # say what became of the one this replaces
+        body["superseded"] = {"visit_id": current.visit_id,
+                              "state": "unrated" if level is None else "rated"}
     visit = Visit(visit_id=ev.visit_id, items=tuple(ev.items), staff=staff,
                   invited_at=now.iso(), invited_mono=now.mono_ms, clock_synced=now.synced,
                   channel="kiosk" if cfg.mode == "kiosk" else "window")
     state = _go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now)
-    effects += [opened(cfg, visit), Sound("invite"), _reply(ev.request_id, 201,
-                                        {"visit_id": ev.visit_id, "state": "open"})]
+    effects += [opened(cfg, visit), Sound("invite"), _reply(ev.request_id, 201, body)]
     return state, tuple(effects)
 
 
