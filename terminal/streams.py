@@ -64,27 +64,33 @@ class StreamAnswers:
                 pass
             self._head(200, "text/event-stream; charset=utf-8",
                        {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-            self.wfile.write(b"retry: 2000\n: pingjia events\n\n")
-            keepalive = self.api.keepalive_s
-            next_comment = time.monotonic() + keepalive
-            while not self.api.stopping.is_set():
-                now = time.monotonic()
-                batch = hub.take(sub, max(0.0, min(1.0, next_comment - now)))
-                if sub.dropped:
-                    log.warning("%s: an event stream did not read its events; dropped",
-                                self.client_address[0])
-                    break
-                out = b"".join(_sse(e) for e in batch)
-                if time.monotonic() >= next_comment:
-                    out += b": keep-alive\n\n"
-                    next_comment = time.monotonic() + keepalive
-                if out:
-                    self.wfile.write(out)
-                elif self._peer_closed():
-                    break
+            self._pump(sub)
+        except OSError:  # the reader went away, or stopped reading for the idle timeout
+            self.close_connection = True
         finally:
             hub.unsubscribe(sub)
             hub.leave()
+
+    def _pump(self, sub):
+        hub = self.api.ops.hub
+        self.wfile.write(b"retry: 2000\n: pingjia events\n\n")
+        keepalive = self.api.keepalive_s
+        next_comment = time.monotonic() + keepalive
+        while not self.api.stopping.is_set():
+            now = time.monotonic()
+            batch = hub.take(sub, max(0.0, min(1.0, next_comment - now)))
+            if sub.dropped:
+                log.warning("%s: an event stream did not read its events; dropped",
+                            self.client_address[0])
+                break
+            out = b"".join(_sse(e) for e in batch)
+            if time.monotonic() >= next_comment:
+                out += b": keep-alive\n\n"
+                next_comment = time.monotonic() + keepalive
+            if out:
+                self.wfile.write(out)
+            elif self._peer_closed():
+                break
 
     def _peer_closed(self) -> bool:
         sock = self.connection
