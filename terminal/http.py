@@ -223,7 +223,9 @@ class JsonHandler(BaseHTTPRequestHandler):
                          {"Cache-Control": "no-store", **(headers or {})})
 
     def _send_bytes(self, status: int, data: bytes, content_type: Optional[str], headers=None):
-        self._head(status, content_type, {"Content-Length": str(len(data)), **(headers or {})})
+        # (204 and 304 have no body, and so no Content-Length)
+        length = {} if status in (204, 304) else {"Content-Length": str(len(data))}
+        self._head(status, content_type, {**length, **(headers or {})})
         if self.command != "HEAD" and data:
             self.wfile.write(data)
         self.wfile.flush()
@@ -232,7 +234,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         """The status line and headers; an answer to an allowed origin gets its CORS ones.
         An answer without Content-Length (a stream) ends with the connection."""
         self._status = status
-        if self._body_pending or "Content-Length" not in headers:
+        if self._body_pending or ("Content-Length" not in headers and status not in (204, 304)):
             # Unread bytes would be taken for the next request: end this connection.
             self.close_connection = True
         self.send_response_only(status)

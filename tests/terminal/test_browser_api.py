@@ -373,3 +373,19 @@ def test_the_settings_check_names_a_missing_or_bad_tls_file(tmp_path, pki):
         assert e.value.problems[0].key == key, str(e.value)
         assert e.value.problems[0].line is not None
     check_text(base + f'tls_cert = "{pki.cert}"\ntls_key = "{pki.key}"\n', "pingjia.toml")
+
+
+def test_the_slow_client_deadlines_do_not_cut_a_stream(tmp_path):
+    run, close = start_terminal(tmp_path, client_timeout=1.0, head_deadline=0.5,
+                                body_deadline=0.5, keepalive_s=0.3)
+    try:
+        s = Stream(run)
+        started = time.monotonic()
+        comments = s.blocks(10, timeout=6)   # 3 s of a quiet stream: longer than every deadline
+        assert time.monotonic() - started > 2.5
+        assert sum(b.startswith(": keep-alive") for b in comments) >= 9
+        run.call("PUT", "/v1/staff", STAFF)
+        assert s.events(1)[0][1] == "staff"
+        s.close()
+    finally:
+        close()
