@@ -6,6 +6,11 @@ caps. What each server serves lives with it; this is how both read and answer.
 A client cannot hold a server: the connections in all and from one address are capped,
 and a request's head and body each have a deadline, so trickling one byte at a time does
 not keep a connection (a socket timeout alone would be reset by every byte).
+
+For browsers (the local API sets them): CORS headers for the allowed origins and their
+preflights (terminal/cors.py), HTTPS with the handshake in the connection's thread
+(terminal/tls.py), and answers without a length that end with the connection (streams).
+No log line has a query string: it may hold a token.
 """
 from __future__ import annotations
 
