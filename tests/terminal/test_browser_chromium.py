@@ -12,12 +12,12 @@ import threading
 import time
 
 import pytest
+from playwright.sync_api import sync_playwright  # a test extra (setup.py)
 
 from tests.terminal.conftest import TOKEN, start_terminal
 from tests.terminal.tlskit import make_pki
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright = pytest.importorskip("playwright.sync_api")  # a test extra (setup.py)
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>窗口业务系统</title>
 <script src="{device}/pingjia.js"></script>"""
@@ -57,7 +57,7 @@ class PageServer:
 
 @pytest.fixture(scope="module")
 def chromium():
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         yield p
 
 
