@@ -66,6 +66,9 @@ class Terminal:
         self.events: "queue.Queue" = queue.Queue()
         self.state = flow.initial(config, clock.now())
         self.listeners: list[Callable[[list], None]] = []  # told about newly stored records
+        # told after every step: (state before, state after, its record drafts, stored?);
+        # they run on this thread, so they must not wait (terminal/hub.py)
+        self.watchers: list[Callable] = []
         self.stats = {"events": 0, "faults": 0, "frames": 0, "stored": 0, "store_failures": 0,
                       "effect_failures": 0}
         self._replies: dict[int, Future] = {}
@@ -224,14 +227,24 @@ class Terminal:
         # opens is committed with them, before any answer: a 201 is always durable.
         drafts = tuple(d for e in effects if isinstance(e, Append) for d in e.drafts)
         opened = next((e.drafts for e in effects if isinstance(e, Open)), ())
+        stored = True
         if drafts or opened:
-            if not self._store_drafts(drafts, opened, undo_on_failure=bool(opened)) and opened:
+            stored = self._store_drafts(drafts, opened, undo_on_failure=bool(opened))
+            if not stored and opened:
                 self._undone(event)
                 return
-        self.state = state
+        before, self.state = self.state, state
+        self._tell_watchers(before, state, drafts, stored)
         for effect in effects:
             if not isinstance(effect, (Append, Open)):
                 self._apply(effect)
+
+    def _tell_watchers(self, before, after, drafts: tuple, stored: bool) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(before, after, drafts, stored)
+            except Exception:
+                log.exception("step watcher failed")
 
     def _undone(self, event) -> None:
         """A step that opened a visit could not be stored: it did not happen."""
