@@ -133,6 +133,13 @@ class Display:
             return False
         return self._send(self._wanted, self._wanted.tobytes())
 
+    def retry_in(self) -> float | None:
+        """Seconds until `retry` has something to do (0: now), or None when the panel
+        shows what it should: the event loop sleeps until then."""
+        if self._closed or self._wanted is None or self._last is not None:
+            return None
+        return max(0.0, self._next_try - self._clock())
+
     def _send(self, frame: Image.Image, data: bytes) -> bool:
         if self._stale and not self._start_panel():
             return False
