@@ -182,7 +182,7 @@ def main(argv=None) -> int:
                fmt="{:.0f}"))
     print(line("rating→accepted p50 (online)", percentile(lat, 50), "ms"))
     print(line("rating→accepted p95 (online)", percentile(lat, 95), "ms", 1000, fmt="{:.1f}"))
-    print(line("agent peak RSS during the drain", peak / 1024, "MiB", 35, fmt="{:.1f}"))
+    print(line("agent peak RSS during the drain", peak / 1024, "MiB", 30, fmt="{:.1f}"))
     return 0
 
 
