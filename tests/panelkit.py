@@ -52,15 +52,8 @@ class RecordingSerial:
 _ONE_ARG = {0x81, 0x8D, 0xA8, 0xD3, 0xD5, 0xD9, 0xDA, 0xDB, 0xAD}
 
 
-class SSD1306RAM:
-    """SSD1306 display memory: 128 columns x 8 pages, horizontal addressing mode."""
-
-    def __init__(self, width=128, pages=8, colstart=0):
-        self.width, self.pages, self.colstart = width, pages, colstart
-        self.ram = [[0] * 128 for _ in range(pages)]
-        self.window = (0, 127, 0, pages - 1)
-        self.col, self.page = 0, 0
-        self.mode = 2  # page addressing until the init sets 0x20 0x00
+class _MonoRAM:
+    """Replays recorded writes: command() calls to `_commands`, data bytes to `_write`."""
 
     def feed(self, writes) -> None:
         for kind, values in writes:
@@ -69,6 +62,17 @@ class SSD1306RAM:
             else:
                 for byte in values:
                     self._write(byte)
+
+
+class SSD1306RAM(_MonoRAM):
+    """SSD1306 display memory: 128 columns x 8 pages, horizontal addressing mode."""
+
+    def __init__(self, width=128, pages=8, colstart=0):
+        self.width, self.pages, self.colstart = width, pages, colstart
+        self.ram = [[0] * 128 for _ in range(pages)]
+        self.window = (0, 127, 0, pages - 1)
+        self.col, self.page = 0, 0
+        self.mode = 2  # page addressing until the init sets 0x20 0x00
 
     def _commands(self, cmd):
         i = 0
@@ -100,7 +104,7 @@ class SSD1306RAM:
         return _mono(self.ram, self.colstart, self.width, self.pages)
 
 
-class SH1106RAM:
+class SH1106RAM(_MonoRAM):
     """SH1106 display memory: 132 columns x 8 pages, page addressing; the panel shows
     columns offset..offset+width-1."""
 
@@ -109,15 +113,10 @@ class SH1106RAM:
         self.ram = [[0] * 132 for _ in range(pages)]
         self.col, self.page = 0, 0
 
-    def feed(self, writes) -> None:
-        for kind, values in writes:
-            if kind == "command":
-                self._commands(list(values))
-            else:
-                for byte in values:
-                    if self.col < 132:
-                        self.ram[self.page][self.col] = byte
-                    self.col += 1
+    def _write(self, byte):
+        if self.col < 132:
+            self.ram[self.page][self.col] = byte
+        self.col += 1
 
     def _commands(self, cmd):
         i = 0

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.figures import add_dir_option, line, work_dir  # noqa: E402
+from tests.bench.figures import add_dir_option, cpu_s, line, rss_kib, work_dir  # noqa: E402
 from tests.ops.conftest import TOKEN, NotifySocket, api_url, sim_config  # noqa: E402
 
 HOST = Path(__file__).with_name("service_host.py")
@@ -77,16 +77,8 @@ def proc_io(pid: int) -> dict:
     return {k: int(v) for k, v in (row.split(": ") for row in text.splitlines())}
 
 
-def rss_kib(pid: int) -> int:
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if row.startswith("VmRSS:"):
-            return int(row.split()[1])
-    return 0
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rate(config: Path, proc: subprocess.Popen, n: int) -> None:
