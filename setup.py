@@ -15,7 +15,8 @@ setup(
     include_package_data=True,
     package_data={
         "config": ["*.toml"],
-        "terminal": ["*.json", "web/*.js"],
+        "terminal": ["*.json"],
+        "terminal.web": ["*.js"],
         "agent": ["*.json"],
     },
     install_requires=[

@@ -115,10 +115,14 @@ def handlers(base: dict) -> dict:
         if not isinstance(screen, Testing):
             return state, effects
         t = now.mono_ms
+        if screen.kind == "display":
+            # every frame is shown once, even when a busy loop ticks late: past the end the
+            # remaining frames follow one a tick, and the last one ends the test
+            if t >= screen.deadline:
+                return _next_frame(state, screen, now), effects
+            return state, effects
         if t >= screen.ends:
             return _end(state, screen, "done", now), effects
-        if screen.kind == "display" and t >= screen.deadline:
-            return _next_frame(state, screen, now), effects
         return state, effects
 
     return {StartTest: _start, StopTest: _stop, Press: on_press, Hold: on_press, Tick: on_tick}

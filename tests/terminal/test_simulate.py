@@ -399,7 +399,7 @@ def test_the_console_keeps_messages_and_key_help_under_the_panel_and_logs_to_a_f
     screen = sim.read(0)
     assert " INFO " not in screen and " WARNING " not in screen   # no log lines on the screen
     text = Path(log).read_text(encoding="utf-8")
-    assert "local API on 127.0.0.1" in text and "kind=rating level=2" in text
+    assert "local API (http) on 127.0.0.1" in text and "kind=rating level=2" in text
 
 
 def open_state(sim) -> str:

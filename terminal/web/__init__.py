@@ -1,0 +1,1 @@
+"""The browser client the device serves (GET /pingjia.js): files, no Python."""
