@@ -16,6 +16,7 @@ setup(
         "config": ["*.toml"],
         "terminal": ["*.json"],
         "agent": ["*.json"],
+        "drivers": ["sound_clips/*.wav"],
     },
     install_requires=[
         "pyserial>=3.5",
@@ -31,7 +32,7 @@ setup(
     ],
     extras_require={
         "sim": ["luma.emulator>=1.5"],
-        "test": ["pytest>=7.4", "hypothesis>=6.90", "luma.emulator>=1.5"],
+        "test": ["pytest>=7.4", "hypothesis>=6.90", "luma.emulator>=1.5", "zxing-cpp>=2.2"],
     },
     entry_points={"console_scripts": ["pingjia = config.cli:main"]},
     classifiers=[

@@ -13,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip fonts-unifont xfonts-wqy)
-# only for the tests: the install scripts are checked with shellcheck
-TEST_APT_PACKAGES=(shellcheck)
+# only for the tests: the install scripts are checked with shellcheck; the sound driver
+# plays through aplay (alsa-utils) to ALSA's null and file devices
+TEST_APT_PACKAGES=(shellcheck alsa-utils)
 VENV=.venv
 
 need_apt() {

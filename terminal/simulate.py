@@ -93,6 +93,12 @@ def add_command(subparsers) -> None:
                    help="run the terminal alone: no reference receiver, no sync agent")
     p.add_argument("--receiver-port", type=int, default=0,
                    help="port of the embedded receiver (default: any free port)")
+    p.add_argument("--sound", choices=("none", "alsa"), default="none",
+                   help="alsa: speak the prompts aloud (sound.device of --config, default "
+                        "\"default\"); default none")
+    p.add_argument("--sound-dir", metavar="DIR",
+                   help="write every prompt played into DIR as NNNNNN-<prompt>.wav, at the "
+                        "moment it starts")
     p.set_defaults(func=run_command)
 
 
@@ -105,7 +111,7 @@ def sim_settings(base, args, central_url: str = ""):
         "buttons": {"pin_factory": "mock"},
         "display": {"driver": driver, "output_dir": args.frames or str(data_dir / "frames")},
         "api": {"bind": "127.0.0.1", "port": args.port, "token": args.token, "token_file": ""},
-        "sound": {"driver": "none"},
+        "sound": {"driver": "clips" if getattr(args, "sound", "none") == "alsa" else "none"},
     }
     if args.mode:
         values["device"]["mode"] = args.mode
@@ -220,7 +226,7 @@ def run_command(args) -> int:
 
     from terminal.serve import startup_errors
     try:
-        runtime = Runtime(settings, secret=secret)
+        runtime = Runtime(settings, secret=secret, sound_dir=args.sound_dir)
     except startup_errors() as exc:
         if central is not None:
             central.close()
