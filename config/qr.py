@@ -5,10 +5,11 @@ code) share it, so the two never disagree about what fits.
 
 The code is drawn dark modules on a lit field, the field including a quiet zone, on a
 panel only 64 px tall. Modules are at least 2 px on panels narrower than 256 px (1 px at
-256 and wider, apis.md §1b). The module size is the largest that leaves a quiet zone of
-2 modules; failing that, the smallest allowed size with a quiet zone of 1 module (the
-dark panel around the field is no part of the code, and phone scanners and zxing read a
-1-module zone on a lit field). A URL whose smallest code does not fit does not fit.
+256 and wider, apis.md §1b). The module size is the largest that leaves
+a quiet zone of at least 1 module, and the zone is as wide as the room allows, up to the
+standard 4 (the dark panel around the lit field is no part of the code; phone scanners
+and zxing read a 1-module zone on a lit field, and bigger modules read from further
+away). A URL whose smallest code does not fit does not fit.
 """
 from __future__ import annotations
 
@@ -70,10 +71,9 @@ def place(url: str, panel: tuple, height: Optional[int] = None) -> Optional[Plac
     n = len(modules)
     low = min_scale(panel[0])
     for scale in range(max(low, 4), low - 1, -1):
-        if (n + 4) * scale <= room:
-            return Placed(modules, scale, min(4, (room // scale - n) // 2))
-    if (n + 2) * low <= room:
-        return Placed(modules, low, 1)
+        border = min(4, (room // scale - n) // 2)
+        if border >= 1:
+            return Placed(modules, scale, border)
     return None
 
 

@@ -4,7 +4,7 @@
 #
 # What it does, each step printed as "changed", "unchanged" or "skipped":
 #   Debian packages (CJK bitmap fonts, python3-venv, lgpio, i2c-tools); the `pingjia`
-#   system user in the gpio, i2c, spi and dialout groups; a virtualenv in /opt/pingjia
+#   system user in the gpio, i2c, spi, dialout and audio groups; a virtualenv in /opt/pingjia
 #   with this project installed and /usr/local/bin/pingjia; /etc/pingjia/pingjia.toml
 #   from config/pingjia.toml (only when absent: never overwritten); a local API token and
 #   a device secret (only when absent); the systemd units, enabled; I2C and SPI switched
@@ -27,9 +27,9 @@ ROOT=${PINGJIA_ROOT:-}
 ROOT=${ROOT%/}
 SKIP=" ${PINGJIA_SKIP:-} "
 
-APT_PACKAGES=(fonts-unifont xfonts-wqy python3 python3-venv python3-pip python3-lgpio liblgpio1 i2c-tools)
+APT_PACKAGES=(fonts-unifont xfonts-wqy python3 python3-venv python3-pip python3-lgpio liblgpio1 i2c-tools alsa-utils)
 SERVICE_USER=pingjia
-HW_GROUPS=(gpio i2c spi dialout)
+HW_GROUPS=(gpio i2c spi dialout audio)
 UNITS=(pingjia-terminal.service pingjia-agent.service)
 I2C_BAUD=400000
 
