@@ -33,7 +33,7 @@ class AlsaPlayer:
         self.clips = clips
         self.device = device
         self.aplay = aplay
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()   # _start may report a failure while holding it
         self._current: subprocess.Popen | None = None
         self._closed = False
         self.started = 0
@@ -70,6 +70,7 @@ class AlsaPlayer:
         if counted:
             self.started += 1
             self.last = name
+        proc.watched = threading.Event()   # set once _watch has told how it ended
         self._current = proc
         threading.Thread(target=self._watch, args=(proc,), name="pingjia-aplay",
                          daemon=True).start()
@@ -81,6 +82,12 @@ class AlsaPlayer:
             proc.terminate()
 
     def _watch(self, proc: subprocess.Popen) -> None:
+        try:
+            self._ended(proc)
+        finally:
+            proc.watched.set()
+
+    def _ended(self, proc: subprocess.Popen) -> None:
         try:
             _, err = proc.communicate()
         except Exception as exc:   # the process is gone in some odd way: say so, go on
@@ -121,14 +128,7 @@ class AlsaPlayer:
             proc = self._current
         if proc is None:
             return True
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        deadline = time.monotonic() + 1   # let the watcher record how it ended
-        while proc.returncode != 0 and self.last_error is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return True
+        return proc.watched.wait(timeout)
 
     def health(self) -> dict:
         with self._lock:
