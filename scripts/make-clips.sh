@@ -6,7 +6,8 @@
 # Voice: espeak-ng's Mandarin voice `cmn` (Debian package espeak-ng; the shipped clips
 # were made with "eSpeak NG text-to-speech: 1.51" on Debian 12), speed 170 words a
 # minute, then resampled to 16 kHz mono 16-bit by the Python step below (linear
-# interpolation, silence at the ends cut to 40 ms, peak-normalised to 90 %). The exact command for each clip is:
+# interpolation, silence at the ends cut to 40 ms, peak-normalised to 90 %). The exact
+# command for each clip is:
 #
 #   espeak-ng -v cmn -s 170 -w RAW.wav "TEXT"
 #
