@@ -14,8 +14,6 @@ from typing import Sequence
 
 from PIL import Image
 
-from config import qr as qr_codes
-
 from terminal.flow.kiosk import CHOOSE_ROLES, KIOSK_SCREENS, Choosing, LookingUp, Notice
 from terminal.flow.model import Finished, Idle, State
 from terminal.screens import window
@@ -71,14 +69,19 @@ def _idle(c: Canvas, state: State) -> None:
     s = c.small
     down = state.health.get("reader") in READER_DOWN
     if state.qr and not down:   # after an unrated end: rate later on the platform
-        top = _hall_line(c, state, c.w - qr_codes.place(state.qr[0], (c.w, c.h)).size - 2)
+        top = _hall_line(c, state, window.qr_left(c, state.qr[0]))
         window.qr_screen(c, state, state.qr, [(window.QR_RATE[0], c.prompt, c.ink.fg),
                                               (window.QR_RATE[1], (s,), c.ink.dim)], top)
+        _kiosk_hint(c, state, top)
         return
     top = _hall_line(c, state)
     title, hint = NOTICES["reader_fault"] if down else (CARD_PROMPT, CARD_HINT)
     _column(c, [(title, c.prompt, c.ink.fg), (hint, (s,), c.ink.dim)],
             Box(0, top, c.w, c.h - top), state.page)
+    _kiosk_hint(c, state, top)
+
+
+def _kiosk_hint(c: Canvas, state: State, top: int) -> None:
     if state.hint:
         _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page,
                  Box(0, top - 1, c.w, c.h - top + 1))

@@ -210,6 +210,12 @@ def draw_qr(c: Canvas, url: str) -> int:
     return x0
 
 
+def qr_left(c: Canvas, url: str) -> int:
+    """The room left of the code of `url` (the whole width when it cannot be drawn)."""
+    placed = qr_codes.place(url, (c.w, c.h))
+    return c.w - placed.size - 2 if placed is not None else c.w
+
+
 def qr_screen(c: Canvas, state: State, urls: tuple, blocks, top: int) -> None:
     """A QR code on the right (one of `urls` per page), `blocks` of text left of it."""
     url = urls[state.page % len(urls)]
@@ -220,9 +226,10 @@ def qr_screen(c: Canvas, state: State, urls: tuple, blocks, top: int) -> None:
 def _idle(c: Canvas, state: State) -> None:
     s, cfg = c.small, state.config
     if state.qr:
-        top = _status(c, state, c.w - qr_codes.place(state.qr[0], (c.w, c.h)).size - 2)
+        top = _status(c, state, qr_left(c, state.qr[0]))
         qr_screen(c, state, state.qr, [(QR_RATE[0], c.prompt, c.ink.fg),
                                        (QR_RATE[1], (s,), c.ink.dim)], top)
+        _hint(c, state)
         return
     y = _status(c, state)
     if cfg.hall_name:
@@ -239,8 +246,12 @@ def _idle(c: Canvas, state: State) -> None:
         bottom -= 1
     c.text(Box(0, y, c.w, bottom - y), _text(state, "welcome"), c.prompt, state.page,
            align="center", valign="middle")
+    _hint(c, state)
+
+
+def _hint(c: Canvas, state: State) -> None:
     if state.hint:
-        top = c.y0 + s.pitch - 1
+        top = c.y0 + c.small.pitch - 1
         _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page, Box(0, top, c.w, c.h - top))
 
 
