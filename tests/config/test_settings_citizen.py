@@ -56,3 +56,11 @@ def test_sound_settings():
 def test_large_text_reaches_the_flow():
     got = s.loads('[display]\nlarge_text = true\n', SOURCE)
     assert FlowConfig.from_settings(got, tags.builtin()).large_text is True
+
+
+def test_large_text_is_taken_up_by_a_reload_the_panel_by_a_restart():
+    from config import changes
+    assert changes.restart_for("display.large_text") == ()
+    assert changes.restart_for("display.width") == ("terminal",)
+    assert changes.restart_for("qr.url_template") == ()
+    assert changes.restart_for("sound.device") == ("terminal",)
