@@ -1,6 +1,7 @@
-"""Spoken prompts in a running simulator (apis.md §1c): `--sound-dir` gets each prompt as
-NNNNNN-<prompt>.wav at the moment it starts, and `--sound alsa` speaks them through the
-real driver (to ALSA's file device here); a dead sound device never blocks a rating."""
+"""The citizen's side in a running simulator. Spoken prompts (apis.md §1c): `--sound-dir`
+gets each prompt as NNNNNN-<prompt>.wav at the moment it starts, and `--sound alsa`
+speaks them through the real driver (to ALSA's file device here); a dead sound device
+never blocks a rating. QR codes (§1b): the frames the panel shows decode to the URL."""
 from __future__ import annotations
 
 import shutil
@@ -142,4 +143,41 @@ def test_a_dead_sound_device_is_in_status_and_never_blocks_a_rating(tmp_path, si
         sim.wait_status(lambda s: s["state"] == "idle", "idle again", timeout=10)
     status = sim.status()
     assert status["records"] == 3 and status["hardware"]["sound"]["state"] == "failing"
+    assert sim.stop() == 0
+
+
+def test_a_running_simulator_draws_the_qr_code_a_phone_reads(tmp_path, sims, monkeypatch):
+    """The frames the simulator's panel really shows (--display capture), decoded: the
+    thanks screen gives the item's rate_url, the idle screen after a cancel the
+    template's URL."""
+    import zxingcpp
+    from PIL import Image
+
+    config = tmp_path / "pingjia.toml"
+    config.write_text('[qr]\nurl_template = "https://hcp.example.gov.cn/r/{project_no}"\n',
+                      encoding="utf-8")
+    monkeypatch.setenv("PINGJIA_CONFIG", str(config))
+    frames = tmp_path / "frames"
+    sim = Sim(tmp_path, "--no-sync", "--display", "capture", "--frames", str(frames))
+    sims.append(sim)
+    url = "https://hcp.example.gov.cn/r/330106202612019001?c=7"
+
+    def codes() -> set:
+        found = set()
+        for png in sorted(frames.glob("*.png")):
+            with Image.open(png) as image:
+                found |= {r.text for r in zxingcpp.read_barcodes(image.convert("L"))}
+        return found
+
+    assert sim.call("POST", "/v1/invitations", {"visit_id": "qr1", "items": [
+        {**ITEM, "rate_url": url}]}).status_code == 201
+    sim.keys("4")
+    sim.wait_status(lambda s: s["state"] == "thanks", "thanks")
+    time.sleep(0.3)
+    assert codes() == {url}
+    item2 = {**ITEM, "project_no": "330106202612019002"}
+    assert sim.call("POST", "/v1/invitations", {"visit_id": "qr2", "items": [item2]}).status_code == 201
+    assert sim.call("DELETE", "/v1/invitations/current").status_code == 200
+    time.sleep(0.5)
+    assert codes() == {url, "https://hcp.example.gov.cn/r/330106202612019002"}
     assert sim.stop() == 0
