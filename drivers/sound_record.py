@@ -49,3 +49,4 @@ class DirRecorder:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+        self.clips.close()   # its volume copies; closing twice (with the player) is fine

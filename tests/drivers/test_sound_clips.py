@@ -175,3 +175,15 @@ def test_the_recorder_writes_each_prompt_as_it_starts(tmp_path):
     with open_sound(SoundSettings(driver="none", volume=100), None, record_dir=record) as again:
         again.play("error")           # a second run goes on counting
     assert (record / "000003-error.wav").exists()
+
+
+def test_closing_removes_the_volume_copies(tmp_path):
+    with open_sound(SoundSettings(driver="none", volume=50), None,
+                    record_dir=tmp_path / "played") as player:
+        copies = player.players[1].clips.path("invite").parent
+        assert copies.is_dir() and copies != BUILTIN_DIR
+    assert not copies.exists()
+    with open_sound(SoundSettings(driver="clips", device="null", volume=50), None) as player:
+        copies = player.clips.path("invite").parent
+        assert copies.is_dir()
+    assert not copies.exists()
