@@ -1,5 +1,5 @@
 # Convenience targets; scripts/dev.sh does the work (it also runs where make is missing).
-.PHONY: setup simulate test bench soak clean install uninstall
+.PHONY: setup simulate test test-install bench soak clean install uninstall
 
 setup:
 	scripts/dev.sh setup
@@ -16,7 +16,12 @@ bench:
 soak:
 	scripts/dev.sh test -m soak
 
-# On a Raspberry Pi, as root (docs/install.md). PURGE=1 also removes records and settings.
+# The install in a fresh Debian 12 root (debootstrap, cached in /var/cache/pingjia-test):
+# needs root and the network; tests/ops/test_install_chroot.py
+test-install:
+	scripts/dev.sh test -m install -p no:cacheprovider -s tests/ops/test_install_chroot.py
+
+# On the device, as root (docs/install.md). PURGE=1 also removes records and settings.
 install:
 	scripts/install.sh
 

@@ -9,6 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
+    package_dir={"": "."},  # flat layout: the editable install is a plain .pth, no finder
     packages=find_packages(include=["terminal", "terminal.*", "agent", "agent.*",
                                     "drivers", "drivers.*", "config", "config.*"]),
     include_package_data=True,
@@ -32,7 +33,8 @@ setup(
     ],
     extras_require={
         "sim": ["luma.emulator>=1.5"],
-        "test": ["pytest>=7.4", "hypothesis>=6.90", "luma.emulator>=1.5", "zxing-cpp>=2.2"],
+        "test": ["pytest>=7.4", "hypothesis>=6.130.12", "schemathesis>=4.0,<5",
+                 "luma.emulator>=1.5", "zxing-cpp>=2.2"],
     },
     entry_points={"console_scripts": ["pingjia = config.cli:main"]},
     classifiers=[

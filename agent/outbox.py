@@ -118,10 +118,42 @@ class Outbox:
                               if status != "delivered"])
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_upload_at', ?)", [at])
 
+    def pending_keys(self, limit: int) -> list[Key]:
+        """The oldest pending rows' keys, read from the delivery table first (when the
+        records' pages cannot be read, the keys still say which rows to look at)."""
+        seqs = [r[0] for r in self.conn.execute(
+            "SELECT seq FROM delivery WHERE status = 'pending' ORDER BY seq LIMIT ?", [limit])]
+        keys = []
+        for seq in seqs:
+            try:
+                row = self.conn.execute("SELECT record_id FROM records WHERE seq = ?", [seq]).fetchone()
+            except sqlite3.DatabaseError:
+                row = None
+            keys.append(Key(seq, row[0] if row else ""))
+        return keys
+
+    def stored_json(self, seq: int) -> bytes:
+        """One row's stored JSON as bytes; sqlite3.DatabaseError when it cannot be read."""
+        row = self.conn.execute("SELECT CAST(json AS BLOB) FROM records WHERE seq = ?", [seq]).fetchone()
+        if row is None or row[0] is None:
+            raise sqlite3.DatabaseError(f"record {seq} has no stored JSON")
+        return bytes(row[0])
+
+    def park(self, rows: Iterable[tuple[int, str]], at: str) -> None:
+        """Set rows aside that cannot be sent as they are (unreadable, not matching their
+        hash): status `parked` with the reason; the rows behind them go on."""
+        with self._write() as conn:
+            conn.executemany("UPDATE delivery SET status = 'parked', error = ?, updated_at = ? "
+                             "WHERE seq = ? AND status = 'pending'",
+                             [(error[:500], at, seq) for seq, error in rows])
+
     # --- what the status, heartbeat and metrics show ---------------------------------
 
     def sync_view(self) -> dict:
         return store.sync_view(self.conn)
+
+    def schema_repair(self) -> Optional[dict]:
+        return store.schema_repair(self.conn)
 
     def totals(self) -> dict:
         """Record counts by delivery status and by kind/level (for the metrics)."""

@@ -28,6 +28,7 @@ from agent.wake import WakeSocket, wake_path
 from config.errors import ConfigError
 from terminal import central as central_config
 from terminal.clock import CHINA, boot_id as current_boot_id, kernel_clock_synced
+from terminal.records import record_hash
 from terminal.sdnotify import Notifier
 from terminal.store import DB_NAME, StorageError
 
@@ -41,6 +42,38 @@ METRICS_EVERY_S = 10
 EXIT_PENDING = 1           # `--once` exit codes (2 is the CLI's settings error)
 EXIT_PARKED = 3
 DELIVERED = {"accepted": "delivered", "duplicate": "delivered", "rejected": "rejected"}
+
+
+BATCH_REFUSED = (400, 413, 422)   # the central system refused the whole batch as sent
+
+
+class BadRows(Exception):
+    """Rows of a batch that cannot be sent as stored: (seq, why) each."""
+
+    def __init__(self, rows: list[tuple[int, str]]):
+        super().__init__(f"{len(rows)} bad row(s)")
+        self.rows = rows
+
+
+def row_problem(key, raw: bytes, alg: str) -> Optional[str]:
+    """Why a stored row cannot be sent as it is, or None: it must be UTF-8 JSON of an
+    object that is the record of its row and matches its own hash."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "stored JSON is not UTF-8"
+    except (ValueError, RecursionError):
+        return "stored JSON is not valid (truncated or damaged)"
+    if not isinstance(record, dict):
+        return "stored JSON is not a record"
+    if record.get("seq") != key.seq or (key.record_id and record.get("record_id") != key.record_id):
+        return "stored JSON is the record of another row"
+    try:
+        if record.get("hash") != record_hash(record, alg):
+            return "stored JSON does not match its own hash (edited)"
+    except (UnicodeError, TypeError, ValueError):
+        return "stored JSON cannot be serialised"
+    return None
 
 
 class Stopper:
@@ -179,7 +212,7 @@ class Agent:
                 log.warning("no wake-up socket at %s (%s): scanning every %d s only",
                             wake_path(data_dir), exc, central.scan_interval_s)
         self.stats = {"uploaded": 0, "rejected": 0, "batches": 0, "corrected": 0,
-                      "heartbeats": 0, "configs": 0}
+                      "heartbeats": 0, "configs": 0, "parked": 0}
         self._due = {"config": 0.0, "heartbeat": 0.0}
         self._metrics_at = float("-inf")
         self._watchdog_at = float("-inf")
@@ -212,7 +245,7 @@ class Agent:
         view = self.outbox.sync_view()
         if view["queue_depth"]:
             return EXIT_PENDING
-        return EXIT_PARKED if view["rejected"] else 0
+        return EXIT_PARKED if view["rejected"] or view["parked"] else 0
 
     def stop(self) -> None:
         """Ask the loop to end after the current request (signal-safe)."""
@@ -253,14 +286,55 @@ class Agent:
 
     def upload_batch(self) -> int:
         """Send the oldest pending batch until it gets an answer; mark it. Rows handled."""
-        batch = self._read_batch()
+        try:
+            batch = self._read_batch()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # busy, locked, I/O: not the row
+                raise
+            parked = self._park_bad(self.outbox.pending_keys(self.batch_size), exc)
+            if parked:
+                return parked
+            raise
         if batch is None:
             return 0
-        result, tries = self._deliver(*batch)
+        try:
+            result, tries = self._deliver(*batch)
+        except BadRows as bad:
+            return self._park(bad.rows)
         self._mark(batch[0], result, tries)
         del batch
         _give_back_memory()
         return len(result)
+
+    def _park_bad(self, keys, why) -> int:
+        bad = self._bad_rows(keys)
+        if not bad:
+            return 0
+        log.error("the batch could not be read (%s): %d bad row(s) found", why, len(bad))
+        return self._park(bad)
+
+    def _bad_rows(self, keys) -> list[tuple[int, str]]:
+        """(seq, why) of the rows among `keys` that cannot be read, parsed, serialised or
+        verified: what no central system can take, now or later."""
+        bad = []
+        for key in keys:
+            try:
+                raw = self.outbox.stored_json(key.seq)
+            except sqlite3.DatabaseError as exc:
+                bad.append((key.seq, f"unreadable: {exc}"))
+                continue
+            problem = row_problem(key, raw, self.settings.device.hash_alg)
+            if problem:
+                bad.append((key.seq, problem))
+        return bad
+
+    def _park(self, bad: list[tuple[int, str]]) -> int:
+        self.outbox.park(bad, self._now_iso())
+        for seq, why in bad:
+            log.error("stored record seq %d parked on the device (%s); the rows behind it go on",
+                      seq, why)
+        self.stats["parked"] += len(bad)
+        return len(bad)
 
     def _read_batch(self):
         """(rows, body) of the oldest pending records; None when none is pending."""
@@ -279,7 +353,16 @@ class Agent:
         def attempt():
             nonlocal tries
             tries += 1
-            return outcomes(self._call("POST", "/v1/records", body).body, rows)
+            try:
+                return outcomes(self._call("POST", "/v1/records", body).body, rows)
+            except Transient as exc:
+                # the batch as a whole refused: look for rows that spoil it (a truncated
+                # JSON column makes the body invalid); without one, retry as before
+                if exc.status in BATCH_REFUSED:
+                    bad = self._bad_rows(rows)
+                    if bad:
+                        raise BadRows(bad) from None
+                raise
 
         return self.retrying(attempt), tries
 
@@ -366,6 +449,8 @@ class Agent:
             "oldest_unsent_at": view["oldest_unsent_at"],
             "oldest_unsent_age_s": self._age_s(view["oldest_unsent_at"]),
             "rejected": view["rejected"],
+            "parked": view["parked"],
+            "schema_restored": self.outbox.schema_repair(),
             "last_upload_at": view["last_upload_at"],
             "last_success_at": (iso_at(self.central.last_success, CHINA)
                                 if self.central.last_success else None),
@@ -457,7 +542,7 @@ class Agent:
 
     def _status(self) -> str:
         view = self.outbox.sync_view()
-        text = (f"queue {view['queue_depth']}, rejected {view['rejected']}, "
+        text = (f"queue {view['queue_depth']}, rejected {view['rejected']}, parked {view['parked']}, "
                 f"last upload {view['last_upload_at'] or 'never'}")
         return text + (f"; retrying: {self.last_error}" if self.last_error else "")
 

@@ -7,6 +7,7 @@ operation failed, 2 usage or settings error.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -31,8 +32,20 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument the command does not know is refused by that (sub)command, so the
+    usage shown is its own (`pingjia test network --port 1` shows the usage of
+    `pingjia test network`, not of `pingjia`). Subparsers are made of this class too."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error("unrecognized arguments: " + " ".join(extras))
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pingjia", description="Pingjia 好差评 evaluator: services, simulator and technician tools.")
     parser.add_argument("--config", default=os.environ.get("PINGJIA_CONFIG"),
                         help="settings file (default /etc/pingjia/pingjia.toml for services; "
@@ -63,6 +76,16 @@ def main(argv=None) -> int:
         # `pingjia status | head`: the reader left; say nothing more and leave no traceback
         # (the interpreter would print one when it flushes stdout at exit)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        # the last guard: a file, port or device the command could not use, in one line
+        # (the commands name the usual ones themselves, with what to do)
+        if args.verbose:
+            logging.getLogger("pingjia").exception("%s failed", args.command)
+        hint = ("a port it needs is taken: stop the other process (another terminal or "
+                "simulator?) or choose another port" if exc.errno == errno.EADDRINUSE
+                else "-v shows where")
+        print(f"pingjia {args.command}: {exc} ({hint})", file=sys.stderr)
         return 1
 
 

@@ -185,6 +185,12 @@ def _reload(args, outcome: edit.Outcome):
 
     settings = schema.load(outcome.path)
     try:
+        local.client(args, settings)
+    except ConfigError:
+        return None, ("not reloaded: no API token to ask a running terminal with (set api.token "
+                      "or api.token_file, or pass --token); the terminal reads the file when "
+                      "it starts")
+    try:
         answer, why = local.ask_terminal(args, settings, lambda c: c.reload_config())
     except ApiError as exc:
         return False, f"the terminal did not reload: {exc}"

@@ -1,7 +1,9 @@
 """`pingjia doctor [--json] [--root DIR]`: what is wrong with this device, and how to fix it.
 
 Checks the settings, the service user and its hardware groups, the device nodes the
-settings need, the I2C speed, the CJK fonts, free space and integrity of the database,
+settings need and the kernel modules behind them, buttons on the SPI pins while SPI is
+on, the I2C speed (from the device tree), where the reader's udev name points, the CJK
+fonts, free space and integrity of the database,
 clock synchronisation, the power supply (`vcgencmd get_throttled`), the device secret
 and the installed services. Every problem comes with a command that fixes it.
 
@@ -33,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+from config import local
 from config import settings as config_settings
 from config.errors import ConfigError
 
@@ -75,8 +78,8 @@ class Doctor:
 
     def run(self) -> list[Check]:
         for check in (self.check_settings, self.check_secret, self.check_user, self.check_groups,
-                      self.check_gpio, self.check_display_bus, self.check_i2c_speed,
-                      self.check_reader, self.check_fonts, self.check_disk, self.check_database,
+                      self.check_gpio, self.check_display_bus, self.check_modules,
+                      self.check_spi_pins, self.check_i2c_speed, self.check_reader, self.check_fonts, self.check_disk, self.check_database,
                       self.check_clock, self.check_power, self.check_services):
             try:
                 check()
@@ -268,23 +271,99 @@ class Doctor:
                 return self.under(p)
         return None
 
+    def _dtparams(self) -> dict:
+        config = self._boot_config()
+        return _dtparams(config.read_text(errors="replace")) if config is not None else {}
+
+    def _modules_needed(self) -> list[tuple[str, str]]:
+        """(kernel module, what needs it) for the hardware in the settings."""
+        need = []
+        d = self.settings.display
+        if self._hardware_display():
+            need.append(("i2c_dev", "the I2C display") if d.interface == "i2c"
+                        else ("spidev", "the SPI display"))
+        r = self.settings.reader
+        if self.settings.device.mode == "kiosk" and r.driver == "serial":
+            target = os.path.realpath(self.under(r.port))
+            if "ttyACM" in target:
+                need.append(("cdc_acm", "the card reader (USB ACM)"))
+            elif "ttyUSB" in target or "pingjia-reader" in r.port:
+                need.append(("usbserial", "the card reader (USB serial)"))
+        return need
+
+    def check_modules(self) -> None:
+        need = self._modules_needed()
+        if not need:
+            self.add("modules", "skip", "no hardware in these settings needs a kernel module")
+            return
+        missing = [(m, why) for m, why in need if not self.under(f"/sys/module/{m}").exists()]
+        if missing:
+            names = " ".join(m for m, _ in missing)
+            self.add("modules", "warn", "not loaded: " + ", ".join(f"{m} ({why})" for m, why in missing)
+                     + ": systemd drops the matching DeviceAllow= group when the terminal starts "
+                     "without it", f"sudo modprobe -a {names} && sudo systemctl restart "
+                     "pingjia-terminal   (the unit loads them itself through modprobe@...service; "
+                     f"if they stay missing: {REINSTALL})")
+        else:
+            self.add("modules", "ok", "loaded: " + ", ".join(m for m, _ in need))
+
+    def _spi_on(self) -> tuple[bool, str]:
+        """Whether SPI0 claims GPIO 7-11 on this board: the kernel says so when it made
+        /dev/spidev0.*; otherwise config.txt (the installer switches SPI on)."""
+        nodes = sorted(glob.glob(str(self.under("/dev/spidev0.*"))))
+        if nodes:
+            return True, nodes[0]
+        config = self._boot_config()
+        if config is not None and self._dtparams().get("spi") == "on":
+            return True, f"dtparam=spi=on in {config}"
+        return False, ""
+
+    def check_spi_pins(self) -> None:
+        on, why = self._spi_on()
+        if not on:
+            self.add("spi pins", "skip", "SPI is off: GPIO 7-11 are free")
+            return
+        spi = set(config_settings.BUS_PINS["spi"])
+        s = self.settings
+        uses = [(f"buttons.pins.{lvl}", pin) for lvl, pin in sorted(s.buttons.pins.items())]
+        uses += [(f"buttons.leds.{lvl}", pin) for lvl, pin in sorted(s.buttons.leds.items())]
+        if s.sound.driver == "buzzer":
+            uses.append(("sound.pin", s.sound.pin))
+        clash = [f"{key} = {pin}" for key, pin in uses if pin in spi]
+        if clash:
+            fix = ("wire the part to a free GPIO and set it (pingjia config set KEY PIN)")
+            if not (self._hardware_display() and s.display.interface == "spi"):
+                fix += (", or, with no SPI device at all, switch SPI off: dtparam=spi=off in "
+                        "config.txt (the installer switches it on), then sudo reboot")
+            self.add("spi pins", "fail", f"SPI is on ({why}) and owns GPIO 7-11, but "
+                     f"{', '.join(clash)}: the terminal would fail with 'GPIO busy'", fix)
+        else:
+            self.add("spi pins", "ok", f"SPI is on ({why}); no button, LED or buzzer on GPIO 7-11")
+
     def check_i2c_speed(self) -> None:
         if not (self._hardware_display() and self.settings.display.interface == "i2c"):
             self.add("i2c speed", "skip", "the display is not on I2C")
             return
         fix = ("add dtparam=i2c_arm_baudrate=400000 to /boot/firmware/config.txt "
                "(the installer does), then sudo reboot")
-        sysfs = self.under("/sys/module/i2c_bcm2835/parameters/baudrate")
+        port = self.settings.display.i2c_port
+        # what the kernel runs the bus at: the device tree's clock-frequency (big-endian u32)
+        node = self.under(f"/sys/bus/i2c/devices/i2c-{port}/of_node/clock-frequency")
         speed, where = None, ""
         try:
-            speed, where = int(sysfs.read_text().strip()), str(sysfs)
-        except (OSError, ValueError):
+            raw = node.read_bytes()
+            if len(raw) == 4:
+                speed, where = int.from_bytes(raw, "big"), str(node)
+        except OSError:
+            pass
+        if speed is None:
             config = self._boot_config()
             if config is not None:
-                speed, where = _configured_i2c_speed(config.read_text(errors="replace")), str(config)
+                speed = int(self._dtparams().get("i2c_arm_baudrate", "100000"))
+                where = f"{config}; the kernel's value is in {node}"
         if speed is None:
-            self.add("i2c speed", "warn", "cannot tell the I2C speed (no i2c_bcm2835 parameters, "
-                     "no config.txt)", fix)
+            self.add("i2c speed", "warn", f"cannot tell the I2C speed (no {node}, no config.txt)",
+                     fix)
         elif speed < I2C_FAST:
             self.add("i2c speed", "warn", f"I2C runs at {speed // 1000} kHz ({where}): about "
                      f"{max(1, 40 * speed // I2C_FAST)} frames a second instead of 40", fix)
@@ -301,6 +380,46 @@ class Doctor:
                    "plug the reader in; if it is there (ls /dev/serial/by-id/), adapt the udev "
                    "rule /etc/udev/rules.d/99-pingjia-reader.rules to its USB id (udevadm info "
                    "-a -n /dev/ttyUSB0) or set reader.port to its /dev/serial/by-id/ name")
+        if self.checks[-1].status == "ok" and self.under(r.port).is_symlink():
+            self._reader_link(self.under(r.port))
+
+    def _usb_id(self, tty: str) -> Optional[tuple[str, str, str]]:
+        """(idVendor, idProduct, serial) of the USB device behind /dev/TTY, from sysfs."""
+        device = self.under(f"/sys/class/tty/{tty}/device")
+        if not device.exists():
+            return None
+        here = Path(os.path.realpath(device))
+        for _ in range(6):
+            if (here / "idVendor").is_file():
+                read = lambda name: ((here / name).read_text().strip()
+                                     if (here / name).is_file() else "")
+                return read("idVendor"), read("idProduct"), read("serial")
+            here = here.parent
+        return None
+
+    def _reader_link(self, link: Path) -> None:
+        """Where the udev name points, and whether another adapter could take it."""
+        check = self.checks[-1]
+        tty = os.path.basename(os.path.realpath(link))
+        usb = self._usb_id(tty)
+        if not tty.startswith(("ttyUSB", "ttyACM")) or usb is None:
+            check.status, check.fix = "warn", ("check which device the name points at (ls -l "
+                                               f"{link}; udevadm info -a -n {link})")
+            check.detail += f"; it points at {tty}, which is no USB serial adapter"
+            return
+        vendor, product, serial = usb
+        check.detail += f"; it points at {tty} ({vendor}:{product}{', serial ' + serial if serial else ''})"
+        same = [t for t in sorted(os.listdir(self.under("/sys/class/tty")))
+                if t.startswith(("ttyUSB", "ttyACM")) and t != tty
+                and (self._usb_id(t) or ())[:2] == (vendor, product)]
+        local = self.under("/etc/udev/rules.d/98-pingjia-reader-local.rules")
+        if same and not local.exists():
+            check.status = "warn"
+            check.detail += (f"; {', '.join(same)} has the same chip and may take the name "
+                             "after the next plug-in")
+            check.fix = (f"name the reader by its serial number in {local} (docs/install.md, "
+                         "section 4), then sudo udevadm control --reload-rules && sudo udevadm "
+                         "trigger --subsystem-match=tty")
 
     # --- fonts, disk, database ---------------------------------------------------
 
@@ -444,9 +563,10 @@ def _colon_file(path: Path) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def _configured_i2c_speed(text: str) -> int:
-    """The I2C speed config.txt asks for (the last dtparam wins; 100 kHz by default)."""
-    speed = 100_000
+def _dtparams(text: str) -> dict[str, str]:
+    """The dtparam= values config.txt sets for every board (global or [all]; the last
+    one wins). i2c_arm_baudrate defaults to 100 kHz when absent."""
+    params: dict[str, str] = {}
     scope = ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -457,9 +577,11 @@ def _configured_i2c_speed(text: str) -> int:
             continue
         for param in line[len("dtparam="):].split(","):
             key, _, value = param.partition("=")
-            if key.strip() == "i2c_arm_baudrate" and value.strip().isdigit():
-                speed = int(value.strip())
-    return speed
+            value = value.strip()
+            if key.strip() == "i2c_arm_baudrate" and not value.isdigit():
+                continue
+            params[key.strip()] = value or "on"
+    return params
 
 
 def _timedatectl_synced() -> tuple[Optional[bool], str]:
@@ -490,6 +612,7 @@ def add_command(subparsers) -> None:
                    "status (ok, warn, fail, skip), detail and fix")
     p.add_argument("--root", default=os.environ.get("PINGJIA_ROOT") or "/",
                    help="check an installation under this directory (default /; env PINGJIA_ROOT)")
+    local.add_settings_option(p)  # --config before or after the command name
     p.set_defaults(func=run_command)
 
 

@@ -116,8 +116,13 @@ def _run_on_terminal(args, settings, kind: str):
         return started, None
     shown = 0
     progress = started
+    frame = None
     try:
         while progress.get("state") == "running":
+            if kind == "display" and progress.get("frame") != frame:
+                frame = progress.get("frame")  # the run takes a while: say where it is
+                _note(args, f"frame {frame}/{progress.get('frames')}, "
+                            f"{progress.get('remaining_s')} s left")
             time.sleep(0.3)
             progress = client.test_progress()
             shown = _show_presses(args, settings, progress, shown)
@@ -270,8 +275,7 @@ def _buttons_local(args, settings) -> int:
             print(f"button {level} {settings.levels.labels.get(level, '')}: {kind}", flush=True)
 
     try:
-        panel = ButtonPanel(settings.buttons, on_event=on_event,
-                            clock_ms=lambda: time.monotonic_ns() // 1_000_000, pin_factory=factory)
+        panel = ButtonPanel(settings.buttons, on_event=on_event, pin_factory=factory)
         seconds = getattr(args, "seconds", None) or 60
         _note(args, f"press each button on the device (listening {seconds} s, Ctrl-C ends)")
         end = time.monotonic() + seconds

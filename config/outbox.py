@@ -1,13 +1,16 @@
 """`pingjia outbox list | show ID | retry-rejected | export --to DIR`: the records waiting
 for the central system, and carrying them by hand when the device has no network.
 
-- list: records with their delivery state (pending, delivered, rejected), filtered.
+- list: records with their delivery state (pending, delivered, rejected, parked),
+  filtered. `parked`: the sync agent found the stored row unreadable or not matching its
+  own hash and set it aside, so that the rows behind it are delivered.
 - show: one record as signed (the contract JSON); records hold no personal data.
 - retry-rejected: put records the central system rejected back in the queue (after the
   cause was fixed there); the agent is woken to send them.
 - export: every unsent record, signed and chained, as one JSON Lines file (a header
-  line, then one record a line) in DIR, e.g. a USB stick. `pingjia receiver import FILE`
-  on a networked machine delivers it; the records stay pending here, and when the
+  line, then one record a line) in DIR, e.g. a USB stick. The command prints the
+  `pingjia receiver import FILE --db DB --device ID:SECRETFILE` that delivers it on a
+  networked machine; the records stay pending here, and when the
   device syncs later the central system counts them as duplicates: nothing is lost or
   doubled.
 
@@ -23,9 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 from config import local, progress
+from terminal.store import DELIVERY_STATUSES as STATUSES
 
 FORMAT, VERSION = "pingjia-outbox", 1   # agent/receiver/importer.py reads this format
-STATUSES = ("pending", "delivered", "rejected")
 
 
 def add_command(subparsers) -> None:
@@ -174,11 +177,35 @@ def export(args) -> int:
         return local.fail(f"--to {target}: not a directory (is the USB stick mounted?)", 2)
 
     def work(conn, settings, path):
-        return _export(args, conn, path, target)
+        return _export(args, conn, path, target, _secret_file(args, settings))
     return _with_store(args, work)
 
 
-def _export(args, conn, path, target: Path) -> int:
+def _secret_file(args, settings):
+    """The device secret a receiver needs to check the exported records: the settings'
+    file, or the one `pingjia simulate` keeps beside the store it was pointed at."""
+    for candidate in (Path(settings.device.secret_file),
+                      local.db_path(args, settings).parent / "secret"):
+        if candidate.exists():
+            return candidate.resolve()
+    return None
+
+
+def import_command(out: Path, device_id: str, hash_alg: str, secret_file) -> str:
+    """`pingjia receiver import` for an export file, complete, so that it works as printed."""
+    import os
+    import shlex
+    import sys
+
+    alg = "" if hash_alg == "sha256" else f":{hash_alg}"
+    device = f"{device_id}:{secret_file or 'SECRETFILE'}{alg}"
+    # the command as it was typed (.venv/bin/pingjia on a development machine)
+    program = sys.argv[0] if os.path.basename(sys.argv[0]) == "pingjia" else "pingjia"
+    return shlex.join([program, "receiver", "import", str(out.resolve()),
+                       "--db", "pingjia-receiver.db", "--device", device])
+
+
+def _export(args, conn, path, target: Path, secret_file=None) -> int:
     from config.atomic import atomic_file
 
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -216,13 +243,16 @@ def _export(args, conn, path, target: Path) -> int:
             conn.execute("ROLLBACK")
         raise
     rejected = conn.execute("SELECT count(*) FROM delivery WHERE status = 'rejected'").fetchone()[0]
+    command = import_command(out, meta["device_id"], meta["hash_alg"], secret_file)
     text = (f"exported {len(seqs)} unsent record(s) (seq {seqs[0]}..{seqs[-1]}) to {out}\n"
-            f"deliver it on a networked machine: pingjia receiver import {name}; the records "
-            "stay queued here and count as duplicates when this device syncs")
+            f"deliver it with the reference receiver (on a networked machine, give the paths "
+            f"there; --device registers this device's secret once):\n  {command}\n"
+            "the records stay queued here and count as duplicates when this device syncs")
     if rejected:  # the central system refused these for good: not carried unless retried
         text += (f"\nnot in the file: {rejected} record(s) the central system rejected "
                  "(`pingjia outbox retry-rejected` queues them again)")
-    local.emit(args, {"exported": len(seqs), "file": str(out), "first_seq": seqs[0],
+    local.emit(args, {"exported": len(seqs), "file": str(out), "import_command": command,
+                      "first_seq": seqs[0],
                       "last_seq": seqs[-1], "device_id": meta["device_id"], "rejected_left": rejected},
                text)
     return 0

@@ -42,7 +42,17 @@ def version() -> str:
 def run(args) -> int:
     from terminal.client import ApiError
 
-    settings = local.load_settings(args)
+    try:
+        settings = local.load_settings(args)
+    except ConfigError:
+        path = local.settings_path(args)
+        if getattr(args, "config", None) is None and not path.exists():
+            return local.fail(
+                f"no settings file at {path}. On a device, scripts/install.sh puts it there. "
+                "For the simulator or a development machine, say where to look: "
+                "pingjia status --port PORT --token TOKEN --data-dir DIR (pingjia simulate "
+                "prints its port and token when it starts)", 2)
+        raise
     try:
         local.client(args, settings)
         asked = True
@@ -100,6 +110,9 @@ def problems(data: dict) -> list[str]:
     out = []
     if data.get("storage_error"):
         out.append(f"storage: {data['storage_error']}")
+    if data.get("schema_restored"):
+        out.append("database: restored at start (someone removed them): "
+                   + ", ".join(data["schema_restored"]))
     hardware = data.get("hardware") or {}
     display = hardware.get("display") or {}
     if display.get("last_error"):
@@ -149,6 +162,9 @@ def describe(d: dict) -> str:
         rows.append(("queue", queue))
         rows.append(("rejected", str(d.get("rejected", "?"))
                      + (" (see `pingjia outbox list --status rejected`)" if d.get("rejected") else "")))
+        if d.get("parked"):
+            rows.append(("parked", f"{d['parked']} stored row(s) unreadable or not matching their "
+                                   "hash, set aside (see `pingjia outbox list --status parked`)"))
         rows.append(("last upload", d.get("last_upload_at") or "never"))
     if "records" in d:
         rows.append(("records", f"{d.get('records')}"
@@ -174,6 +190,10 @@ def describe(d: dict) -> str:
     if "reader" in hardware:
         h = hardware["reader"]
         rows.append(("card reader", f"{h.get('state')} on {h.get('port')}"))
+    reserve = d.get("reserve")
+    if reserve:
+        rows.append(("disk reserve", f"{reserve.get('bytes')} bytes "
+                     + ("in place" if reserve.get("in_place") else "IN USE (the disk was full)")))
     for p in d.get("problems") or []:
         rows.append(("PROBLEM", p))
     return "\n".join(f"{k:<12} {v}" for k, v in rows)

@@ -2,12 +2,24 @@
 
 Hardware: ssd1306, sh1106, ssd1309 (mono), ssd1322, ssd1325 (greyscale) over
 I2C or SPI. Simulated: `dummy` (luma.core, keeps the last image), `capture` (PNG per
-frame) and `gifanim` (one GIF at close) into `output_dir`, `pygame` (a window), and
+frame) and `gifanim` (one GIF at close) into `output_dir` (drivers/framefiles.py),
+`pygame` (a window; needs the `sim` extra), and
 `console` (half-block art in the terminal, see drivers/console.py).
 
 The Pi's I2C bus runs at 100 kHz by default: about 10 full 128x64 frames a second. Set
 `dtparam=i2c_arm=on,i2c_arm_baudrate=400000` in /boot/firmware/config.txt for about 40.
 Either way, redraw on change: `Display.show` skips a frame equal to the last one.
+
+A hardware panel that does not answer does not stop the terminal: `open_display(...,
+absent_ok=True)` gives a `Display` without a panel that reports the fault in `health()`
+and tries again every `retry_s`; buttons and ratings go on. A write that fails (a loose
+cable, a panel that lost power) marks the panel for a fresh start: the next frame first
+builds the luma device again on the same bus, which sends the panel's init sequence.
+
+SPI panels: luma's `spi` cleanup frees the DC and RST lines, and a released RST line
+floats, which can reset the panel and lose the kept frame. So the display passes its own
+RPi.GPIO to luma (luma then leaves the lines alone) and frees them itself only when the
+frame is not to be kept.
 
 Exit: luma switches the panel off when the process exits unless `persist` is set.
 `Display.close(final_image)` shows the "out of service" frame and then, per
@@ -21,6 +33,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import time
 
 from PIL import Image
 
@@ -34,6 +47,7 @@ __all__ = ["Display", "DisplayError", "open_display", "HARDWARE", "SIMULATED"]
 
 SIMULATED = ("dummy", "capture", "gifanim", "pygame", "console")
 GREYSCALE = ("ssd1322", "ssd1325")
+DISPLAY_OFF = 0xAE
 
 
 class DisplayError(HardwareError):
@@ -48,22 +62,48 @@ class Display:
     device's own mode.
     """
 
-    def __init__(self, device, name: str | None = None, keep_frame_on_exit: bool = True):
+    def __init__(self, device, name: str | None = None, keep_frame_on_exit: bool = True, *,
+                 reopen=None, size: tuple[int, int] | None = None, mode: str | None = None,
+                 error: str | None = None, retry_s: float = 2.0, clock=time.monotonic,
+                 release=None):
+        """`device` may be None (no panel answered yet): then `size` and `mode` say what
+        the panel will be, and `reopen()` builds the luma device, raising DisplayError
+        while the panel does not answer. `release(keep_frame)` runs after luma's
+        cleanup (an SPI panel's GPIO lines)."""
+        if device is None and (reopen is None or size is None or mode is None):
+            raise ValueError("a display without a device needs reopen, size and mode")
         self.device = device
         self.name = name or type(device).__name__
         self.keep_frame_on_exit = keep_frame_on_exit
-        self.size: tuple[int, int] = tuple(device.size)
-        self.mode = "1" if device.mode == "1" else "L"
+        self.size: tuple[int, int] = tuple(device.size) if device is not None else tuple(size)
+        self.mode = mode or ("1" if device.mode == "1" else "L")
+        # what the luma device takes: greyscale panels are opened in RGB mode
+        self._device_mode = device.mode if device is not None else ("1" if self.mode == "1" else "RGB")
         self.frames = 0        # frames sent to the device
         self.skipped = 0       # frames equal to the previous one, not sent
         self.errors = 0
-        self.last_error: str | None = None
+        self.reinits = 0       # times the panel was started again (init sequence resent)
+        self.last_error: str | None = error
+        self._reopen = reopen
+        self._release_lines = release
+        self._retry_s = retry_s
+        self._clock = clock
+        self._next_try = clock() + (retry_s if device is None else 0)
+        self._stale = device is None  # the panel needs (again) its init sequence
+        self._wanted: Image.Image | None = None  # the frame the panel should show
         self._last: bytes | None = None
         self._closed = False
+        if error:
+            log.error("display %s: %s; going on without a screen", self.name, error)
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def present(self) -> bool:
+        """A panel answered the last time it was written to."""
+        return self.device is not None and not self._stale
 
     def show(self, image: Image.Image) -> bool:
         """Send `image` unless it equals the last frame; True when it was sent.
@@ -81,21 +121,65 @@ class Display:
         if data == self._last:
             self.skipped += 1
             return False
+        self._wanted = frame
+        return self._send(frame, data)
+
+    def retry(self) -> bool:
+        """Try again to put the wanted frame on a panel that was absent or failed; the
+        event loop calls this when it has nothing new to draw. True when it was sent."""
+        if self._closed or self._wanted is None or self._last is not None:
+            return False
+        if self._clock() < self._next_try:
+            return False
+        return self._send(self._wanted, self._wanted.tobytes())
+
+    def _send(self, frame: Image.Image, data: bytes) -> bool:
+        if self._stale and not self._start_panel():
+            return False
         try:
             self.device.display(frame)
         except (OSError, luma.core.error.Error) as exc:
-            self._last = None  # resend the next frame in full
-            self.errors += 1
-            if self.last_error is None:
-                log.error("display %s: %s", self.name, exc)
-            self.last_error = str(exc)
+            self._failed(str(exc))
             return False
+        if self.last_error is not None:
+            log.warning("display %s answers again", self.name)
+            self.last_error = None
         self._last = data
         self.frames += 1
         return True
 
+    def _start_panel(self) -> bool:
+        """Build the luma device again (its constructor sends the init sequence)."""
+        if self._reopen is None:
+            self._stale = False  # nothing to start again with: just write
+            return True
+        if self._clock() < self._next_try:
+            return False
+        try:
+            device = self._reopen()
+        except DisplayError as exc:
+            self._failed(str(exc))
+            return False
+        if self.device is not None and self.device is not device:
+            self.device.cleanup = _nothing  # the old object's atexit hook: same bus, leave it
+        self.device = device
+        self._stale = False
+        self.reinits += 1
+        return True
+
+    def _failed(self, text: str) -> None:
+        self._last = None  # resend the next frame in full
+        self.errors += 1
+        if self.last_error is None:
+            log.error("display %s: %s", self.name, text)
+        self.last_error = text
+        self._next_try = self._clock() + self._retry_s
+        if self._reopen is not None:
+            # a panel that lost power forgot its settings: start it again before writing
+            self._stale = True
+
     def _convert(self, image: Image.Image) -> Image.Image:
-        target = self.device.mode
+        target = self._device_mode
         if image.mode == target:
             return image
         if target == "1":
@@ -111,7 +195,8 @@ class Display:
 
     def health(self) -> dict:
         return {"driver": self.name, "size": list(self.size), "mode": self.mode,
-                "frames": self.frames, "skipped": self.skipped, "errors": self.errors,
+                "present": self.present, "frames": self.frames, "skipped": self.skipped,
+                "errors": self.errors, "reinits": self.reinits,
                 "last_error": self.last_error, "closed": self._closed}
 
     def close(self, final_image: Image.Image | None = None) -> None:
@@ -126,6 +211,8 @@ class Display:
             self._release()
 
     def _release(self) -> None:
+        if self.device is None:
+            return
         # persist=False makes luma's cleanup clear the panel and switch it off.
         # (The emulators' cleanup does nothing either way: they have no power state.)
         self.device.persist = self.keep_frame_on_exit
@@ -133,6 +220,11 @@ class Display:
             self.device.cleanup()
         except (OSError, luma.core.error.Error) as exc:
             log.error("display %s: cleanup failed: %s", self.name, exc)
+        if self._release_lines is not None:
+            try:
+                self._release_lines(self.keep_frame_on_exit)
+            except Exception as exc:  # RPi.GPIO's own error types
+                log.error("display %s: releasing the GPIO lines failed: %s", self.name, exc)
         write_gif = getattr(self.device, "write_animation", None)
         if write_gif is not None:
             atexit.unregister(write_gif)
@@ -154,15 +246,29 @@ def _nothing():
     pass
 
 
-def open_display(settings, stream=None) -> Display:
+def open_display(settings, stream=None, *, absent_ok: bool = False, serial=None,
+                 clock=time.monotonic) -> Display:
     """Open the device named by `settings.driver` (a `DisplaySettings`).
 
-    `stream` is where the console device draws (default sys.stdout).
+    `stream` is where the console device draws (default sys.stdout). A hardware panel
+    that cannot be opened raises DisplayError, or with `absent_ok` gives a Display
+    without a panel that keeps trying. `serial`: a luma serial interface to use
+    instead of opening the configured bus (tests); `clock` paces the retries.
     """
     driver = settings.driver
     if driver in HARDWARE:
-        device = _open_hardware(settings)
-    elif driver in SIMULATED:
+        panel = _HardwarePanel(settings, serial)
+        try:
+            device = panel()
+        except DisplayError as exc:
+            if not absent_ok:
+                raise
+            return Display(None, driver, settings.keep_frame_on_exit, reopen=panel,
+                           size=_panel_size(settings), mode=_panel_mode(driver),
+                           error=str(exc), release=panel.release, clock=clock)
+        return Display(device, driver, settings.keep_frame_on_exit, reopen=panel,
+                       release=panel.release, clock=clock)
+    if driver in SIMULATED:
         device = _open_simulated(settings, stream)
     else:
         raise ValueError(f"unknown display driver {driver!r}")
@@ -173,27 +279,75 @@ def open_display(settings, stream=None) -> Display:
     return Display(device, driver, settings.keep_frame_on_exit)
 
 
-def _open_hardware(settings):
-    import luma.oled.device as oled
-    from luma.core.interface.serial import i2c, spi
+def _panel_size(settings) -> tuple[int, int]:
+    w, h = settings.width, settings.height
+    return (h, w) if settings.rotate in (1, 3) else (w, h)
 
-    try:
-        if settings.interface == "i2c":
-            serial = i2c(port=settings.i2c_port, address=settings.i2c_address)
-        else:
-            serial = spi(port=settings.spi_port, device=settings.spi_device,
-                         bus_speed_hz=settings.spi_speed_hz,
-                         gpio_DC=settings.gpio_dc, gpio_RST=settings.gpio_reset)
-        kwargs = {}
-        if settings.driver in GREYSCALE:
-            kwargs["mode"] = "RGB"  # greyscale, so antialiased text stays smooth
-        return getattr(oled, settings.driver)(serial, width=settings.width,
-                                              height=settings.height,
-                                              rotate=settings.rotate, **kwargs)
-    except DisplayError:
-        raise
-    except (OSError, ImportError, luma.core.error.Error) as exc:
-        raise DisplayError(_explain(settings, exc)) from exc
+
+def _panel_mode(driver: str) -> str:
+    return "L" if driver in GREYSCALE else "1"
+
+
+class _HardwarePanel:
+    """Builds the luma device for the settings; called again to start a panel anew.
+
+    The bus (serial interface) is opened once and kept: starting again sends the init
+    sequence over the same bus, and no file descriptor leaks while a panel is away.
+    """
+
+    def __init__(self, settings, serial=None):
+        self.settings = settings
+        self.serial = serial
+        self.gpio = None  # RPi.GPIO, for an SPI panel's DC/RST lines
+
+    def __call__(self):
+        import luma.oled.device as oled
+
+        s = self.settings
+        try:
+            if self.serial is None:
+                self.serial = self._open_bus()
+            # One "display off" (0xAE on every SSD13xx/SH11xx) first: a panel that does
+            # not answer fails here, before luma builds a device object, which would
+            # register an atexit hook per attempt while a panel stays away for hours.
+            self.serial.command(DISPLAY_OFF)
+            kwargs = {}
+            if s.driver in GREYSCALE:
+                kwargs["mode"] = "RGB"  # greyscale, so antialiased text stays smooth
+            device = getattr(oled, s.driver)(self.serial, width=s.width, height=s.height,
+                                             rotate=s.rotate, **kwargs)
+            device.contrast(s.contrast)
+            return device
+        except DisplayError:
+            raise
+        except (OSError, ImportError, RuntimeError, luma.core.error.Error) as exc:
+            raise DisplayError(_explain(s, exc)) from exc
+
+    def _open_bus(self):
+        from luma.core.interface.serial import i2c, spi
+
+        s = self.settings
+        if s.interface == "i2c":
+            return i2c(port=s.i2c_port, address=s.i2c_address)
+        if self.gpio is None:
+            self.gpio = _rpi_gpio()
+        # our own GPIO: luma then leaves the lines alone at cleanup (see release)
+        return spi(gpio=self.gpio, port=s.spi_port, device=s.spi_device,
+                   bus_speed_hz=s.spi_speed_hz, gpio_DC=s.gpio_dc, gpio_RST=s.gpio_reset)
+
+    def release(self, keep_frame: bool) -> None:
+        """Free the SPI panel's DC and RST lines, unless the frame is to stay: a freed RST
+        line floats and can reset the panel."""
+        if self.gpio is not None and not keep_frame:
+            self.gpio.cleanup([self.settings.gpio_dc, self.settings.gpio_reset])
+
+
+def _rpi_gpio():
+    import RPi.GPIO as GPIO  # python3-rpi-lgpio, or the PyPI wheel rpi-lgpio
+
+    GPIO.setmode(GPIO.BCM)
+    GPIO.setwarnings(False)
+    return GPIO
 
 
 def _open_simulated(settings, stream):
@@ -209,7 +363,7 @@ def _open_simulated(settings, stream):
         from drivers.console import console
         return console(stream=stream, **common)
     if driver in ("capture", "gifanim"):
-        from luma.emulator import device as emu
+        from drivers import framefiles  # Pillow only: files need no pygame, no luma.emulator
         out = settings.output_dir or "."
         try:
             os.makedirs(out, exist_ok=True)
@@ -217,10 +371,9 @@ def _open_simulated(settings, stream):
             raise DisplayError(f"cannot create display.output_dir {out!r}: {exc}") from exc
         if driver == "capture":
             # unscaled PNGs: pixel for pixel what the panel shows, easy to compare
-            return emu.capture(transform="none", scale=1,
-                               file_template=os.path.join(out, "frame_{0:06}.png"), **common)
-        return emu.gifanim(transform="identity", scale=2, duration=0.5,
-                           filename=os.path.join(out, "pingjia.gif"), **common)
+            return framefiles.capture(file_template=os.path.join(out, "frame_{0:06}.png"), **common)
+        return framefiles.gifanim(scale=2, duration=0.5, filename=os.path.join(out, "pingjia.gif"),
+                           **common)
     return _open_pygame(common)
 
 
@@ -230,7 +383,12 @@ def _open_pygame(common):
         raise DisplayError('display.driver = "pygame" needs a graphical desktop (no DISPLAY '
                            'or WAYLAND_DISPLAY is set): use display.driver = "console" '
                            "to see the screen in this terminal")
-    from luma.emulator import device as emu
+    try:
+        from luma.emulator import device as emu
+    except ImportError:
+        raise DisplayError('display.driver = "pygame" needs luma.emulator and pygame: '
+                           "pip install 'pingjia[sim]' (or use the console, capture or gifanim "
+                           "display)") from None
     try:
         device = emu.pygame(transform="identity", scale=4, **common)
         device._pygame.display.set_caption("Pingjia 评价器")
@@ -267,7 +425,7 @@ def _explain(settings, exc) -> str:
         if isinstance(exc, PermissionError) or "permission" in text.lower():
             return (f"permission denied on {dev} or the DC/RST GPIOs: add the service user "
                     "to the 'spi' and 'gpio' groups and restart the service")
-        if isinstance(exc, luma.core.error.UnsupportedPlatform):
+        if isinstance(exc, (luma.core.error.UnsupportedPlatform, RuntimeError)):
             return (f"GPIO for the display's DC/RST lines (GPIO{settings.gpio_dc}/"
                     f"GPIO{settings.gpio_reset}) is not available: not a Raspberry Pi, "
                     "or install python3-rpi-lgpio")

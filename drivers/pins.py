@@ -9,7 +9,12 @@ process and a second one gets "GPIO busy".
 
 lgpio (the default) creates notification pipe files (`.lgd-nfy*`) in the *working
 directory* when it is imported, so the service needs a writable working directory
-(`WorkingDirectory=/var/lib/pingjia` in the unit).
+(`WorkingDirectory=/run/pingjia` in the unit, a RuntimeDirectory= systemd empties at
+stop).
+
+A line another owner holds fails with "GPIO busy". With SPI switched on (the installer
+does, for SPI panels) the kernel's SPI0 driver owns GPIO 7-11 whatever the settings say;
+`busy_message` says so, and `pingjia doctor` checks the wiring against it.
 """
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ import os
 
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-__all__ = ["HardwareError", "FACTORIES", "make_pin_factory"]
+from config.settings import BUS_PINS
+
+__all__ = ["HardwareError", "FACTORIES", "make_pin_factory", "busy_message"]
 
 
 class HardwareError(RuntimeError):
@@ -85,7 +92,22 @@ def _cwd_message(name: str, exc: OSError | None) -> str:
     why = f" ({exc})" if exc else ""
     return (f"GPIO backend {name!r} cannot create its pipe files in the working directory "
             f"{os.getcwd()!r}{why}: run the service from a writable directory "
-            "(WorkingDirectory=/var/lib/pingjia in the systemd unit)")
+            "(WorkingDirectory=/run/pingjia in the systemd unit; by hand: cd /var/lib/pingjia)")
+
+
+def busy_message(key: str, pin: int, exc: Exception) -> str | None:
+    """A clear message when claiming `pin` (setting `key`) failed because another owner
+    holds the line; None for any other failure."""
+    if "busy" not in str(exc).lower():
+        return None
+    text = f"GPIO {pin} ({key}) is busy: "
+    if pin in BUS_PINS["spi"]:
+        return text + ("GPIO 7-11 belong to the SPI bus while SPI is on (dtparam=spi=on in "
+                       "config.txt, which scripts/install.sh sets). Wire the part to a free GPIO "
+                       f"and set {key}, or switch SPI off if no SPI device is used; "
+                       "`pingjia doctor` checks this")
+    return text + ("another process holds it (only the terminal service may open GPIO: stop "
+                   "the service before `pingjia test`), or a kernel driver claimed it")
 
 
 def _explain(name: str, exc: Exception) -> str:

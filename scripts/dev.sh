@@ -13,9 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip fonts-unifont xfonts-wqy)
-# only for the tests: the install scripts are checked with shellcheck; the sound driver
-# plays through aplay (alsa-utils) to ALSA's null and file devices
-TEST_APT_PACKAGES=(shellcheck alsa-utils)
+# only for the tests: the install scripts are checked with shellcheck; debootstrap
+# builds the Debian root of `make test-install`; the sound driver plays through aplay
+# (alsa-utils) to ALSA's null and file devices
+TEST_APT_PACKAGES=(shellcheck debootstrap alsa-utils)
 VENV=.venv
 
 need_apt() {
@@ -40,7 +41,9 @@ need_venv() {
   # reinstall only when the package definition changed
   if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q --config-settings editable_mode=compat -e '.[test,sim]'
+    # setup.py maps the packages to the root (package_dir), so the editable install is a
+    # plain .pth file: no import finder, no setuptools warning, tests and tools see the tree
+    "$VENV/bin/python" -m pip install -q -e '.[test,sim]'
     touch "$stamp"
   fi
 }

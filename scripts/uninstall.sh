@@ -4,8 +4,8 @@
 # Stops and disables the services and removes what scripts/install.sh put in place: the
 # units, /opt/pingjia, /usr/local/bin/pingjia, the udev rule and the i2c-dev module
 # file. The records (/var/lib/pingjia) and the settings, token and device secret
-# (/etc/pingjia) stay unless --purge is given; --purge also removes the `pingjia` user.
-# Records not yet delivered are lost with --purge: export them first
+# (/etc/pingjia) stay unless --purge is given; --purge also removes the `pingjia` user
+# and the `pingjia-admin` group. Records not yet delivered are lost with --purge: export them first
 # (`pingjia outbox export --to DIR`).
 #
 # I2C and SPI stay switched on in config.txt (other hardware may use them), and the
@@ -14,9 +14,10 @@
 # PINGJIA_ROOT and PINGJIA_SKIP work as for scripts/install.sh.
 set -euo pipefail
 
+# shellcheck source=scripts/common.sh
+. "$(dirname "$0")/common.sh"
 ROOT=${PINGJIA_ROOT:-}
 ROOT=${ROOT%/}
-SKIP=" ${PINGJIA_SKIP:-} "
 PURGE=0
 for arg in "$@"; do
   case "$arg" in
@@ -30,9 +31,7 @@ UNITS=(pingjia-terminal.service pingjia-agent.service)
 UNIT_DIR=$ROOT/etc/systemd/system
 
 say() { printf '  %-34s %s\n' "$1" "$2"; }
-skipping() { [[ "$SKIP" == *" $1 "* ]]; }
 live() { [ -z "$ROOT" ] && ! skipping "$1"; }
-
 remove() {  # remove NAME PATH...: rm -rf what exists
   local any=0 p
   for p in "${@:2}"; do
@@ -47,21 +46,27 @@ if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 echo "Removing Pingjia${ROOT:+ from $ROOT}"
 
-if live systemctl && command -v systemctl >/dev/null; then
+if ! live systemctl; then
+  say "services" "skipped (${ROOT:+scratch root}${ROOT:-PINGJIA_SKIP})"
+elif systemd_live; then
   systemctl disable --now --quiet "${UNITS[@]}" 2>/dev/null || true
   say "services" "stopped and disabled"
+elif command -v systemctl >/dev/null; then
+  # an image or a chroot: only the links, offline
+  SYSTEMD_OFFLINE=1 systemctl --root=/ disable --quiet "${UNITS[@]}" 2>/dev/null || true
+  say "services" "disabled (systemd not running: nothing to stop)"
 fi
 wants=()
 for u in "${UNITS[@]}"; do wants+=("$UNIT_DIR/multi-user.target.wants/$u"); done
 remove "unit links" "${wants[@]}"
 remove "systemd units" "${UNITS[@]/#/$UNIT_DIR/}"
-if live systemctl && command -v systemctl >/dev/null; then systemctl daemon-reload; fi
+if live systemctl && systemd_live; then systemctl daemon-reload || true; fi
 remove "virtualenv /opt/pingjia" "$ROOT/opt/pingjia"
 if [ -z "$ROOT" ] && [ "$(readlink /usr/local/bin/pingjia 2>/dev/null)" = /opt/pingjia/venv/bin/pingjia ]; then
   remove "/usr/local/bin/pingjia" /usr/local/bin/pingjia
 fi
 remove "udev rule" "$ROOT/etc/udev/rules.d/99-pingjia-reader.rules"
-if live udev && command -v udevadm >/dev/null; then udevadm control --reload-rules || true; fi
+if live udev && systemd_live && command -v udevadm >/dev/null; then udevadm control --reload-rules || true; fi
 remove "module i2c-dev at boot" "$ROOT/etc/modules-load.d/pingjia.conf"
 
 if [ "$PURGE" -eq 1 ]; then
@@ -70,6 +75,10 @@ if [ "$PURGE" -eq 1 ]; then
   if live useradd && getent passwd pingjia >/dev/null; then
     userdel pingjia
     say "user pingjia" "removed"
+  fi
+  if live useradd && getent group pingjia-admin >/dev/null; then
+    groupdel pingjia-admin
+    say "group pingjia-admin" "removed"
   fi
 else
   [ -e "$ROOT/var/lib/pingjia" ] && say "records /var/lib/pingjia" "kept (--purge removes them)"

@@ -6,8 +6,8 @@ request bodies are validated against its schemas, so the document and the server
 drift apart.
 
 Nothing a client sends may stop ratings: the flow runs on its own thread and only sees
-well-formed events; every failure here becomes a JSON answer, the connection count is
-capped and a slow client is cut off by a socket timeout.
+well-formed events; every failure here becomes a JSON answer, and a slow or greedy
+client is cut off by the shared plumbing (terminal/http.py: deadlines, connection caps).
 """
 from __future__ import annotations
 
@@ -21,12 +21,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from socketserver import TCPServer
 from typing import Callable, Optional
-from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -35,30 +31,64 @@ from referencing.jsonschema import DRAFT202012
 from config import check as settings_check
 from config.errors import ConfigError, Problem
 from terminal import flow
+from terminal import http as jsonhttp
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
+from terminal.http import (BODY_DEADLINE_S, CLIENT_TIMEOUT_S, HEAD_DEADLINE_S, MAX_CONNECTIONS,
+                           MAX_PER_ADDRESS, ApiFailure, HttpServer, JsonHandler, loggable,
+                           path_pattern)
 from terminal.service import REPLY_TIMEOUT_S, FlowBusy
 from terminal.store import Reader, StorageError
 from terminal.technician import Refused, Technician
 
 log = logging.getLogger("pingjia.api")
 
-CLIENT_TIMEOUT_S = 10.0     # a client that sends nothing for this long is dropped
-BODY_DEADLINE_S = 20.0      # a body trickled in slower than this is dropped too
-MAX_CONNECTIONS = 32        # beyond this a new connection gets 503 at once
 SAVING_GRACE_S = 2.0        # how long a read waits for a commit under way
 _SPEC_URI = "urn:pingjia:local-api"
 
 
 # --- the contract --------------------------------------------------------------------
 
-def load_spec() -> dict:
-    with resources.files("terminal").joinpath("openapi.json").open(encoding="utf-8") as f:
+def _load(name: str) -> dict:
+    with resources.files("terminal").joinpath(name).open(encoding="utf-8") as f:
         return json.load(f)
 
 
+def load_spec() -> dict:
+    return _load("openapi.json")
+
+
 SPEC = load_spec()
-_REGISTRY = Registry().with_resource(
-    _SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012))
+# The fields that become record fields take their limits from the record contract, by
+# $ref to its $id: one place, so that what the API accepts the centre accepts.
+RECORD_SCHEMA = _load("record.schema.json")
+_REGISTRY = Registry().with_resources([
+    (_SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)),
+    (RECORD_SCHEMA["$id"], Resource.from_contents(RECORD_SCHEMA, default_specification=DRAFT202012)),
+])
+
+
+def bundled_spec(doc: Optional[dict] = None) -> dict:
+    """`doc` (default: this API's document; the central API's refers to the record schema
+    the same way) with its references into the record schema written out in place
+    (`allOf` keeps the local keywords beside them), for tools that resolve only local
+    references: OpenAPI fuzzers, schema-driven generators."""
+    record_id = RECORD_SCHEMA["$id"]
+
+    def inline(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if not (isinstance(ref, str) and ref.split("#", 1)[0] == record_id):
+                return {k: inline(v) for k, v in node.items()}
+            out = {k: inline(v) for k, v in node.items() if k != "$ref"}
+            target = _REGISTRY.resolver().lookup(ref).contents
+            target = {k: v for k, v in target.items() if k not in ("$id", "$schema")}
+            out["allOf"] = [inline(target)] + out.get("allOf", [])
+            return out
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(SPEC if doc is None else doc)
 
 
 def validator(schema_name: str) -> Draft202012Validator:
@@ -106,6 +136,8 @@ def describe(error) -> tuple[str, str]:
     if kind in ("enum", "const"):
         choices = value if kind == "enum" else [value]
         return where, "must be one of " + ", ".join(json.dumps(c, ensure_ascii=False) for c in choices)
+    if kind == "pattern":  # not the value: it may be an ID number (the kiosk lookup)
+        return where, f"must match the pattern {value}"
     return where, error.message[:200]
 
 
@@ -124,20 +156,7 @@ def schema_problem(v: Draft202012Validator, body) -> Optional[tuple[str, str]]:
     return describe(first)
 
 
-# --- errors --------------------------------------------------------------------------
-
-class ApiFailure(Exception):
-    """An answer that is an error: raised anywhere in a handler, sent as JSON."""
-
-    def __init__(self, status: int, code: str, message: str, headers=None, **extra):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-        self.extra = extra
-
-    def body(self) -> dict:
-        return {"error": self.code, "message": self.message, **self.extra}
-
+# --- the token -------------------------------------------------------------------------
 
 def load_token(settings) -> str:
     """The bearer token from `token` or `token_file`, by the one settings check (config/
@@ -302,7 +321,8 @@ def _outcome(visit_id: str, record: dict, stored: bool) -> dict:
         out = {"visit_id": visit_id, "state": "rated", "level": record["level"],
                "tags": list(record.get("tags") or []), "rated_at": record["rated_at"]}
     else:
-        out = {"visit_id": visit_id, "state": "unrated", "reason": record["unrated_reason"]}
+        reason = record["unrated_reason"]
+        out = {"visit_id": visit_id, "state": "unrated", "reason": reason, "unrated_reason": reason}
     if not stored:
         out["stored"] = False
     return out
@@ -346,22 +366,14 @@ _VALIDATORS = {key: validator(name) for key in ROUTES
 _VISIT_ID = validator("VisitId")
 
 
-def _pattern(template: str):
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
-
-
 # Concrete paths first (as OpenAPI matches them), so /v1/invitations/current is never read
 # as a visit id.
-_PATTERNS = [(t, _pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
+_PATTERNS = [(t, path_pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
 
 
-def match(path: str, patterns=None):
-    """(template, params) for a request path, or (None, {}); `patterns` another API's."""
-    for template, rx in _PATTERNS if patterns is None else patterns:
-        m = rx.fullmatch(path)
-        if m:
-            return template, {k: unquote(v) for k, v in m.groupdict().items()}
-    return None, {}
+def match(path: str):
+    """(template, params) of a local API path, or (None, {})."""
+    return jsonhttp.match(path, _PATTERNS)
 
 
 def allowed(template: str) -> list[str]:
@@ -370,54 +382,16 @@ def allowed(template: str) -> list[str]:
 
 # --- HTTP -------------------------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "pingjia"
-    sys_version = ""
-    # TCP_NODELAY: headers and body go out in two writes; with Nagle the body waits for
-    # the client's delayed ACK, 40 ms on every keep-alive answer.
-    disable_nagle_algorithm = True
-    api: "ApiServer"  # set on the subclass each server makes
-
-    def setup(self):
-        self.timeout = self.api.client_timeout
-        super().setup()
-
-    # Any method name reaches _dispatch, so an undocumented one gets 405, not 501.
-    def __getattr__(self, name):
-        if name.startswith("do_"):
-            return self._dispatch
-        raise AttributeError(name)
-
-    def handle_expect_100(self):
-        # Say "100 Continue" only once auth, length and type are checked (see _read_exactly).
-        return True
-
-    def _dispatch(self):
-        started = time.monotonic()
-        self._status = 0
-        self._body_pending = _declared_body(self.headers)
-        try:
-            try:
-                self._serve()
-            except ApiFailure as f:
-                self._send(f.status, f.body(), f.headers)
-            except Exception:
-                log.exception("unexpected error on %s %s", self.command, _loggable(self.path))
-                self._send(500, {"error": "internal", "message": "the terminal had an internal "
-                                 "error with this request; ratings go on"})
-        except (OSError, ValueError):  # the client went away while we answered
-            self.close_connection = True
-        finally:
-            log.info("%s %s %s %d %.0fms", self.client_address[0], _loggable(self.command),
-                     _loggable(self.path), self._status, (time.monotonic() - started) * 1000)
+class _ApiHandler(JsonHandler):
+    internal_message = "the terminal had an internal error with this request; ratings go on"
+    api: "ApiServer"
 
     def _serve(self):
         self._authorize()
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         template, params = match(path)
         if template is None:
-            raise ApiFailure(404, "not_found", f"no such call: {_loggable(path)}")
+            raise ApiFailure(404, "not_found", f"no such call: {loggable(path)}")
         methods = allowed(template)
         if self.command not in methods:
             raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
@@ -452,182 +426,6 @@ class _Handler(BaseHTTPRequestHandler):
                              "device's API token" if not given else "wrong token or scheme",
                              headers={"WWW-Authenticate": challenge})
 
-    def _read_json(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() \
-                or self.headers.get("Content-Length") is None:
-            raise ApiFailure(411, "length_required", "send the body with a Content-Length")
-        try:
-            length = int(self.headers["Content-Length"])
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            raise ApiFailure(400, "invalid_request", "Content-Length is not a number") from None
-        limit = self.api.settings.max_body_bytes
-        if length > limit:
-            raise ApiFailure(413, "body_too_large", f"the body is {length} bytes; the limit is {limit}")
-        ctype = self.headers.get("Content-Type", "")
-        media, _, params = ctype.partition(";")
-        charset = params.strip().lower().replace(" ", "")
-        if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
-            raise ApiFailure(415, "unsupported_media_type",
-                             f"send Content-Type: application/json (got {_loggable(ctype) or 'none'})")
-        raw = self._read_exactly(length)
-        try:
-            return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
-                              parse_constant=_no_constants)
-        except (ValueError, RecursionError) as exc:
-            raise ApiFailure(400, "invalid_json", f"the body is not valid JSON: {_short(exc)}") from None
-
-    def _read_exactly(self, length: int) -> bytes:
-        if self.headers.get("Expect", "").lower() == "100-continue" \
-                and self.request_version >= "HTTP/1.1":
-            self.send_response_only(HTTPStatus.CONTINUE)
-            self.end_headers()
-        deadline = time.monotonic() + BODY_DEADLINE_S
-        chunks, got = [], 0
-        try:
-            while got < length:
-                if time.monotonic() > deadline:
-                    raise TimeoutError
-                chunk = self.rfile.read1(min(65536, length - got))
-                if not chunk:
-                    raise ApiFailure(400, "invalid_request", "the body ended before Content-Length")
-                chunks.append(chunk)
-                got += len(chunk)
-        except (TimeoutError, socket.timeout):
-            raise ApiFailure(408, "timeout", "the body did not arrive in time") from None
-        self._body_pending = False
-        return b"".join(chunks)
-
-    def _discard_body(self):
-        """A body on a call that takes none is ignored, if it is small enough to skip."""
-        if not self._body_pending:
-            return
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            return  # unknown length: the connection closes after the answer
-        if 0 <= length <= self.api.settings.max_body_bytes:
-            self._read_exactly(length)
-
-    def _send(self, status: int, body: dict, headers=None):
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        self._status = status
-        if self._body_pending:
-            # Unread bytes would be taken for the next request: end this connection.
-            self.close_connection = True
-        self.send_response_only(status)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        self.wfile.flush()
-
-    def send_error(self, code, message=None, explain=None):
-        # http.server's own refusals (bad request line, headers too long): JSON too.
-        self.close_connection = True
-        self._body_pending = True
-        self.command = self.command or ""
-        if self.request_version in ("", "HTTP/0.9"):
-            self.request_version = "HTTP/1.0"  # nobody speaks 0.9 now: answer with a status line
-        try:
-            self._send(int(code), {"error": re.sub(r"\W+", "_", HTTPStatus(code).phrase.lower()),
-                                   "message": message or HTTPStatus(code).phrase})
-        except OSError:
-            pass
-        log.info("%s %s - %d", self.client_address[0], _loggable(self.requestline), int(code))
-
-    def log_message(self, fmt, *args):
-        log.debug("http: " + fmt, *args)
-
-
-def _declared_body(headers) -> bool:
-    if headers is None:
-        return False
-    if "chunked" in headers.get("Transfer-Encoding", "").lower():
-        return True
-    return headers.get("Content-Length", "0").strip() not in ("", "0")
-
-
-def _no_duplicates(pairs):
-    out = dict(pairs)  # at C speed: the receiver parses 500-record batches with this
-    if len(out) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"key {key!r} appears twice")
-            seen.add(key)
-    return out
-
-
-def _no_constants(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-def _short(exc) -> str:
-    return str(exc)[:160] if not isinstance(exc, RecursionError) else "nested too deeply"
-
-
-def _loggable(text: str) -> str:
-    """A request path or header as it may go into a log line: printable, short."""
-    text = text[:200]
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, address, handler, max_connections: int):
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, handler)
-
-    def server_bind(self):
-        # HTTPServer.server_bind looks the host name up in DNS, which can hang for long
-        # on a device in a hall without a resolver.
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            _refuse(request)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def handle_error(self, request, client_address):
-        log.exception("connection from %s failed", client_address[0] if client_address else "?")
-
-
-def _refuse(sock) -> None:
-    body = b'{"error": "busy", "message": "too many connections; retry"}'
-    try:
-        sock.settimeout(1.0)
-        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                     b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
-                     + str(len(body)).encode() + b"\r\n\r\n" + body)
-    except OSError:
-        pass
-
 
 class ApiServer:
     """The local API of one terminal. `start()` serves on a background thread."""
@@ -635,8 +433,9 @@ class ApiServer:
     def __init__(self, settings, terminal, db_path, token: str,
                  status: Optional[Callable[[], dict]] = None, bind=None, port=None, *,
                  client_timeout: float = CLIENT_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
-                 reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None,
-                 settings_file: Optional[str] = None):
+                 max_per_address: int = MAX_PER_ADDRESS, head_deadline: float = HEAD_DEADLINE_S,
+                 body_deadline: float = BODY_DEADLINE_S, reply_timeout: float = REPLY_TIMEOUT_S,
+                 technician: Optional[Technician] = None, settings_file: Optional[str] = None):
         if not token:
             raise ConfigError([Problem("settings", None, "api.token",
                                        "the local API never serves without a token")])
@@ -646,10 +445,11 @@ class ApiServer:
         if technician is None and settings_file:
             technician = Technician(terminal, settings_file_path=settings_file, db_path=db_path)
         self.ops = Operations(terminal, db_path, status, reply_timeout, technician)
-        handler = type("Handler", (_Handler,), {"api": self})
+        handler = type("Handler", (_ApiHandler,), {"api": self, "head_deadline": head_deadline,
+                                                "body_deadline": body_deadline})
         address = (settings.bind if bind is None else bind,
                    settings.port if port is None else port)
-        self._httpd = _HttpServer(address, handler, max_connections)
+        self._httpd = HttpServer(address, handler, max_connections, max_per_address)
         self.port = self._httpd.server_address[1]
         self._thread: Optional[threading.Thread] = None
         self._stopping = threading.Event()

@@ -29,12 +29,19 @@ STAFF = (("0131", "王芳"), ("0207", "李建国"), ("0315", "陈静"))
 
 def sample_business(rng: random.Random | None = None, now: datetime | None = None) -> Business:
     """A business with a fresh serial number (业务流水号) in a common layout."""
+    return sample_businesses(rng, 1, now)[0]
+
+
+def sample_businesses(rng: random.Random | None = None, n: int = 1,
+                      now: datetime | None = None) -> tuple[Business, ...]:
+    """`n` different businesses (a joint case, 联办件, when n > 1): other services, other
+    serial numbers."""
     rng = rng or random.Random()
-    name, code, dept, dept_code = rng.choice(SERVICES)
     stamp = (now or datetime.now()).strftime("%Y%m%d")
-    serial = f"330106{stamp}{rng.randrange(10**6):06d}"
-    return Business(project_no=serial, task_name=name, task_code=code, dept_code=dept_code,
-                    dept_name=dept)
+    serials = rng.sample(range(10**6), n)
+    return tuple(Business(project_no=f"330106{stamp}{serial:06d}", task_name=name,
+                          task_code=code, dept_code=dept_code, dept_name=dept)
+                 for (name, code, dept, dept_code), serial in zip(rng.sample(SERVICES, n), serials))
 
 
 def sample_staff(rng: random.Random | None = None) -> tuple[str, str]:

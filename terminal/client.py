@@ -318,7 +318,16 @@ def _invite(args) -> int:
     staff = (args.staff_id, args.staff_name) if args.staff_id else None
     names = "; ".join(f"{i['task_name']} [{i['project_no']}]" for i in items)
     return _run(args, lambda c: c.invite(items, staff=staff, visit_id=args.visit_id),
-                lambda a: f"invited: visit {a['visit_id']} is open on the screen — {names}")
+                lambda a: f"invited: visit {a['visit_id']} is open on the screen — {names}"
+                + (f"\n{describe_superseded(a['superseded'])}" if a.get("superseded") else ""))
+
+
+def describe_superseded(superseded: dict) -> str:
+    """What became of the invitation a new one replaced (the 201 answer's `superseded`)."""
+    visit = superseded.get("visit_id")
+    if superseded.get("state") == "rated":
+        return f"previous invitation {visit} ended: its rating was stored (superseded)"
+    return f"previous invitation {visit} stored as unrated (superseded)"
 
 
 def _visit(args) -> int:

@@ -24,7 +24,8 @@ from typing import Callable, Optional
 import requests
 
 from agent.client import Central, Transient
-from terminal.api import schema_problem, validator
+from config.text import first_text_problem
+from terminal.api import RECORD_SCHEMA, schema_problem, validator
 from terminal.flow.model import Business, Finished, LookupDone, StartLookup
 
 log = logging.getLogger("pingjia.lookup")
@@ -32,7 +33,9 @@ log = logging.getLogger("pingjia.lookup")
 PATH = "/v1/lookup"
 MAX_BUSINESSES = 50      # more than a person can page through at a kiosk
 _FIELDS = ("project_no", "task_name", "task_code", "task_handle_item", "dept_code", "dept_name")
-_LIMITS = {"staff_name": 30, "finished_at": 40}
+# Cut to size rather than refused (the business is still worth rating). The staff name
+# becomes the record's, so its limit is the record contract's.
+_LIMITS = {"staff_name": RECORD_SCHEMA["properties"]["staff_name"]["maxLength"], "finished_at": 40}
 _BUSINESS = validator("Business")
 
 
@@ -110,15 +113,22 @@ def parse_businesses(body) -> tuple:
     items = body.get("businesses") if isinstance(body, dict) else None
     if not isinstance(items, list):
         raise ValueError("no list of businesses")
-    out = []
+    out, left_out = [], 0
     for item in items[:MAX_BUSINESSES]:
         if not isinstance(item, dict):
+            left_out += 1
             continue
         fields = {k: item[k].strip() for k in _FIELDS if isinstance(item.get(k), str)}
         extra = {k: str(item.get(k) or "").strip()[:n] for k, n in _LIMITS.items()}
-        problem = schema_problem(_BUSINESS, fields)
+        # Text no record can hold drops that business only: the others can still be
+        # rated, and the person is not sent away for the centre's fault.
+        problem = first_text_problem({**fields, **extra}) or schema_problem(_BUSINESS, fields)
         if problem is not None:
             log.warning("lookup answer: a business left out: %s %s", *problem)
+            left_out += 1
             continue
         out.append(Finished(Business(**fields), **extra))
+    if left_out:
+        log.warning("lookup answer: %d of %d business(es) left out", left_out,
+                    min(len(items), MAX_BUSINESSES))
     return tuple(out)

@@ -31,7 +31,7 @@ CONTENT_FIELDS = tuple(f for f in FIELDS if f not in CHAIN_FIELDS and f != "boot
 
 SCORES = {5: 10, 4: 8, 3: 6, 2: 3, 1: 0}
 BAD_LEVELS = (1, 2)
-UNRATED_REASONS = ("timeout", "superseded", "cancelled")
+UNRATED_REASONS = ("timeout", "superseded", "cancelled", "interrupted")
 
 
 def uuid7(now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,

@@ -23,6 +23,7 @@ from terminal import flow, screens
 from terminal.api import ApiServer, load_token
 from terminal.lookup import LookupClient
 from terminal.reader import KioskReader
+from terminal.reserve import Reserve
 from terminal.salvage import ensure_intact
 from terminal.secret import load_secret
 from terminal.service import Terminal
@@ -71,10 +72,13 @@ class Runtime:
         self.store = Store(db_path(settings), device_id=settings.device.id, secret=secret,
                            hash_alg=settings.device.hash_alg, boot_id=clocks.boot_id())
         self._closers.append(self.store.close)
+        self.reserve = Reserve(settings.device.data_dir)
 
         self.pin_factory = make_pin_factory(settings.buttons.pin_factory)
         self._closers.append(self.pin_factory.close)
-        self.display = open_display(settings.display)
+        # a panel that does not answer leaves the terminal running without a screen
+        # (buttons and ratings go on; status reports it; the display keeps trying)
+        self.display = open_display(settings.display, absent_ok=True)
         self._closers.append(self._close_display)
         self.sound = open_sound(settings.sound, self.pin_factory, record_dir=self._sound_dir)
         self._closers.append(self.sound.close)
@@ -92,11 +96,14 @@ class Runtime:
             config, store=self.store, clock=self.clock, display=self.display,
             render=partial(screens.render, fonts=self.fonts),
             render_fault=screens.render_fault_plain, leds=self._set_leds, sound=self.sound,
-            health=self.health, lookup=self.lookup)
+            health=self.health, lookup=self.lookup, reserve=self.reserve)
+        # visits a crash, a power cut or a stop left open become records before the API
+        # answers anything about them
+        self.terminal.recover()
         wake = wake_path(settings.device.data_dir)  # the sync agent uploads at once
         self.terminal.listeners.append(lambda stored: wake_agent(wake))
         self.panel = ButtonPanel(settings.buttons, on_event=self._button,
-                                 clock_ms=self.clock.mono_ms, pin_factory=self.pin_factory)
+                                 pin_factory=self.pin_factory)
         self._closers.append(self.panel.close)
         if settings.device.mode == "kiosk" and settings.reader.driver != "none":
             self.reader = KioskReader(settings.reader, self.terminal.post)
@@ -153,6 +160,9 @@ class Runtime:
             out["hardware"]["reader"] = self.reader.health()
         if self.salvage is not None:
             out["salvage"] = self.salvage.as_dict()
+        out["reserve"] = self.reserve.health()
+        if self.store.restored:
+            out["schema_restored"] = self.store.restored
         try:
             with Reader(db_path(self.settings)) as reader:  # this thread's own connection
                 out.update(reader.sync_view())
@@ -168,8 +178,12 @@ class Runtime:
                     "last_error": str(exc)[:200]}
 
     def run(self, stop: threading.Event, on_turn=None) -> None:
-        """The event loop until `stop`; `on_turn()` after each turn (the watchdog ping)."""
-        self.terminal.run(stop, on_turn)
+        """The event loop until `stop`; `on_turn()` after each turn (the watchdog ping).
+        Then, on the same thread, the open visit and what is held are stored."""
+        try:
+            self.terminal.run(stop, on_turn)
+        finally:
+            self.terminal.shutdown()
 
     def _close_display(self) -> None:
         try:

@@ -194,6 +194,7 @@ def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: f
             alg = meta.get("hash_alg", hash_alg)
             found, known_max = _read_records(conn, alg, tell)
             tables = {name: _read_table(conn, name, set(found)) for name in _seq_tables(conn)}
+            opened = _read_open_visits(conn)
         finally:
             conn.close()
     finally:
@@ -219,7 +220,7 @@ def _salvage(path: Path, problem: str, hash_alg: str, when: datetime, started: f
                        elapsed_ms=int((time.monotonic() - started) * 1000))
 
     building = path.with_name(path.name + BUILDING)
-    result = _build(building, found, tables, meta, report, tell)
+    result = _build(building, found, tables, meta, report, tell, opened)
     # set the damaged files aside, then put the fresh database in their place
     for suffix in SIDE_FILES:
         side = Path(str(path) + suffix)
@@ -432,7 +433,16 @@ def _read_table(conn, table: str, seqs: set) -> tuple[list, list]:
     return columns, list(rows.values())
 
 
-def _build(building: Path, found: dict, tables: dict, meta: dict, report, tell) -> Salvage:
+def _read_open_visits(conn) -> list:
+    """The invitations open when the database was damaged: they still end as records."""
+    try:
+        return conn.execute("SELECT visit_id, opened_at, drafts FROM open_visits").fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def _build(building: Path, found: dict, tables: dict, meta: dict, report, tell,
+           opened: list = ()) -> Salvage:
     _remove(building)
     conn = sqlite3.connect(str(building), isolation_level=None)
     try:
@@ -446,6 +456,8 @@ def _build(building: Path, found: dict, tables: dict, meta: dict, report, tell) 
                 tell(f"salvaging the damaged database: {n} of {len(found)} records copied")
         for table, (columns, rows) in tables.items():
             _copy_rows(conn, table, columns, rows)
+        conn.executemany("INSERT OR IGNORE INTO open_visits (visit_id, opened_at, drafts) "
+                         "VALUES (?, ?, ?)", opened)
         # a record whose delivery row is lost (or garbled) is sent again
         conn.executemany("INSERT OR IGNORE INTO delivery (seq, status, attempts) "
                          "VALUES (?, 'pending', 0)", [(seq,) for seq in found])

@@ -25,7 +25,19 @@ def secret_path(settings) -> Path:
 
 
 def load_secret(settings) -> bytes:
-    path = secret_path(settings)
+    return read_secret(secret_path(settings))
+
+
+def read_secret(path: Path | str) -> bytes:
+    """The secret in `path`; "-" reads it from standard input (a run by hand:
+    `sudo cat /etc/pingjia/secret | sudo -u pingjia pingjia terminal --secret-file -`)."""
+    if str(path) == "-":
+        import sys
+        data = sys.stdin.buffer.read().strip()
+        if len(data) < 16:
+            raise SecretError("the device secret on standard input is too short (at least 16 bytes)")
+        return data
+    path = Path(path)
     try:
         data = path.read_bytes().strip()
     except FileNotFoundError:

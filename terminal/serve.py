@@ -8,6 +8,7 @@ import threading
 import time
 
 from config import check as settings_check
+from config import local
 from config import settings as config_settings
 from config.errors import ConfigError
 from terminal.sdnotify import Notifier
@@ -21,7 +22,53 @@ START_EXTEND_S = 120
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("terminal", help="run the terminal service (buttons, display, API)")
+    local.add_settings_option(p)  # --config before or after the command name
+    p.add_argument("--secret-file", metavar="FILE",
+                   help="read the device secret from FILE ('-': standard input) instead of "
+                        "the systemd credential or device.secret_file: for a run by hand "
+                        "(docs/install.md)")
     p.set_defaults(func=run_command)
+    o = subparsers.add_parser(
+        "out-of-service", help="draw the out-of-service frame on the display (opens nothing else)",
+        description="Draw the out-of-service frame and leave it on the panel. The terminal "
+                    "unit runs `pingjia out-of-service --if-failed` as ExecStopPost=, so a "
+                    "crashed terminal leaves no stale 'please rate' frame on the screen.")
+    local.add_settings_option(o)
+    o.add_argument("--if-failed", action="store_true",
+                   help="do nothing when systemd says the service ended cleanly "
+                        "($SERVICE_RESULT=success, $EXIT_CODE=exited): it drew the frame itself")
+    o.set_defaults(func=out_of_service_command)
+
+
+def ended_cleanly(env) -> bool:
+    """systemd.exec(5): ExecStopPost= sees how the main process ended."""
+    return env.get("SERVICE_RESULT") == "success" and env.get("EXIT_CODE", "exited") == "exited"
+
+
+def out_of_service_command(args) -> int:
+    import os
+
+    from drivers.display import open_display
+    from drivers.fonts import find_fonts
+    from terminal import screens
+
+    if args.if_failed and ended_cleanly(os.environ):
+        return 0
+    settings = config_settings.load(args.config or config_settings.DEFAULT_PATH)
+    try:
+        fonts = find_fonts(tuple(settings.display.fonts))
+        display = open_display(settings.display)
+    except startup_errors() as exc:
+        print(f"pingjia out-of-service: {exc}", file=sys.stderr)
+        return 1
+    final = screens.render_out_of_service(display.size, display.mode, fonts)
+    display.close(final)
+    if display.last_error:
+        print(f"pingjia out-of-service: {display.last_error}", file=sys.stderr)
+        return 1
+    why = os.environ.get("SERVICE_RESULT")
+    log.warning("out-of-service frame drawn%s", f" (the terminal ended: {why})" if why else "")
+    return 0
 
 
 def startup_errors() -> tuple:
@@ -90,8 +137,16 @@ def run_command(args) -> int:
         # a salvage reports every few thousand records; each report buys time to the next
         notifier.extend_timeout(START_EXTEND_S, f"starting: {text}")
 
+    secret = None
+    if args.secret_file:
+        from terminal.secret import read_secret
+        try:
+            secret = read_secret(args.secret_file)
+        except startup_errors() as exc:
+            print(f"pingjia terminal: {exc}", file=sys.stderr)
+            return 1
     try:
-        runtime = Runtime(settings, progress=starting)
+        runtime = Runtime(settings, secret=secret, progress=starting)
     except startup_errors() as exc:
         print(f"pingjia terminal: {exc}", file=sys.stderr)
         notifier.status(f"failed: {exc}")

@@ -5,6 +5,13 @@ Button callbacks, the local API and the card reader only `post` events. This loo
 can only follow a durable record), then draws the screen and sets the LEDs from the new
 state. An exception anywhere in a step is caught: the failsafe screen shows, the event
 is dropped, the previous state goes on.
+
+Storing is one commit per step: the records the step ends with and the visit it opens
+(`Open`), all or nothing. Any exception while storing is a storage failure, never the
+end of the process: the disk reserve (terminal/reserve.py) is released and the commit
+tried once more; if it still fails, records are held in memory and retried, and a step
+that opened a visit did not happen (an invitation is answered 503). Drawing, LEDs and
+sound failing are logged and counted; the ratings go on.
 """
 from __future__ import annotations
 
@@ -19,12 +26,16 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Callable, Optional
 
 from terminal import flow
-from terminal.flow import Append, Reply, Sound, Stored, StoreFailed, Tick
+from terminal.flow import Append, Open, Reply, Sound, Stored, StoreFailed, Tick
 from terminal.store import StorageError
 
 log = logging.getLogger("pingjia.terminal")
 
 REPLY_TIMEOUT_S = 3.0
+STORAGE_CHECK_MS = 5_000      # while storage fails: how often the store is probed again
+RESERVE_CHECK_MS = 30_000     # otherwise: how often the disk reserve is looked at
+NO_RESERVE = ("the disk is full: the reserve kept for records already promised is in use; "
+              "free space in the data directory")
 
 
 class FlowBusy(Exception):
@@ -41,8 +52,9 @@ class Terminal:
 
     def __init__(self, config, *, store, clock, display, render, leds=None, sound=None,
                  render_fault=None, health: Optional[Callable[[], dict]] = None,
-                 lookup: Optional[Callable[[flow.StartLookup], None]] = None):
+                 lookup: Optional[Callable[[flow.StartLookup], None]] = None, reserve=None):
         self.store = store
+        self.reserve = reserve   # terminal.reserve.Reserve, or None (no full-disk reserve)
         self.lookup = lookup
         self.clock = clock
         self.display = display
@@ -54,7 +66,8 @@ class Terminal:
         self.events: "queue.Queue" = queue.Queue()
         self.state = flow.initial(config, clock.now())
         self.listeners: list[Callable[[list], None]] = []  # told about newly stored records
-        self.stats = {"events": 0, "faults": 0, "frames": 0, "stored": 0, "store_failures": 0}
+        self.stats = {"events": 0, "faults": 0, "frames": 0, "stored": 0, "store_failures": 0,
+                      "effect_failures": 0}
         self._replies: dict[int, Future] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -63,6 +76,9 @@ class Terminal:
         self._drawn = None
         self._last_health = None
         self._next_health = 0
+        self._next_storage_check = 0
+        self._recovered = False
+        self._last_store_error = ""
 
     # --- called from other threads -------------------------------------------
 
@@ -89,8 +105,48 @@ class Terminal:
 
     # --- the event thread ----------------------------------------------------
 
+    def recover(self) -> None:
+        """At start, before the API serves: the records of visits a crash, a power cut or
+        a stop left open (`interrupted`), then whether the store takes writes at all (a
+        full disk shows the storage error from the first frame)."""
+        if self._recovered:
+            return
+        self._recovered = True
+        if self.reserve is not None:
+            self.reserve.ensure()
+        try:
+            drafts = tuple(self.store.interrupted())
+        except Exception as exc:
+            log.error("cannot read the visits left open: %s", exc)
+            drafts = ()
+        if drafts:
+            log.warning("%d record(s) of visits left open by a crash or a stop: stored as "
+                        "interrupted", len(drafts))
+            self._store_drafts(drafts, ())
+        else:
+            try:
+                self.store.probe()
+            except Exception as exc:
+                self._store_failed((), exc)
+        self._drain()
+
+    def shutdown(self) -> None:
+        """A clean stop, on the event thread once the loop has ended: the open visit ends
+        as `interrupted` and what is held in memory is tried once more (with the reserve
+        released if need be). What still cannot be stored keeps its visit open in the
+        store, so the next start records it as interrupted."""
+        try:
+            self.handle(flow.Shutdown())
+        except Exception:
+            log.exception("the stop could not store the open visit")
+        left = len(self.state.pending)
+        if left:
+            log.error("stopping with %d record(s) not stored; their visits end as "
+                      "interrupted at the next start", left)
+
     def start(self) -> None:
-        """Draw the first frame."""
+        """Records of interrupted visits, then the first frame."""
+        self.recover()
         self._draw()
 
     def run(self, stop: threading.Event, on_turn: Optional[Callable[[], None]] = None) -> None:
@@ -99,7 +155,11 @@ class Terminal:
         which therefore stops when the loop is stuck."""
         self.start()
         while not stop.is_set():
-            self.run_once(max_wait_s=0.5)
+            try:
+                self.run_once(max_wait_s=0.5)
+            except Exception:  # nothing may end the loop: the ratings go on
+                self.stats["faults"] += 1
+                log.exception("the event loop's turn failed")
             if on_turn is not None:
                 on_turn()
 
@@ -122,10 +182,22 @@ class Terminal:
     def handle(self, event) -> None:
         """One event, its effects, and whatever they lead to; then the screen and LEDs."""
         self._followups.append(event)
-        while self._followups:
-            self._step(self._followups.popleft())
+        self._drain()
+        self._check_storage()
+        self._drain()
         self._refresh_health()
         self._draw()
+
+    def _drain(self) -> None:
+        while self._followups:
+            event = self._followups.popleft()
+            try:
+                self._step(event)
+            except Exception as exc:  # failsafe: a bug in the shell must not end the loop
+                self.stats["faults"] += 1
+                log.exception("handling %s failed", type(event).__name__)
+                self.state = flow.fail(self.state, self.clock.now(), type(exc).__name__)
+                self._answer_failed(event)
 
     def _step(self, event) -> None:
         self.stats["events"] += 1
@@ -134,7 +206,7 @@ class Terminal:
         if isinstance(event, flow.Invite):
             try:
                 event = self._with_store_facts(event)
-            except StorageError as exc:
+            except Exception as exc:
                 self._resolve(Reply(event.request_id, 503, {
                     "error": "storage_failed", "message": f"cannot read the records: {exc}"}))
                 return
@@ -148,14 +220,29 @@ class Terminal:
             self._answer_failed(event)
             return
         # Records first, then the new state: a reader (the API) that no longer sees a
-        # visit open finds it in the store, never in neither place.
-        for effect in effects:
-            if isinstance(effect, Append):
-                self._apply(effect)
+        # visit open finds it in the store, never in neither place. A visit the step
+        # opens is committed with them, before any answer: a 201 is always durable.
+        drafts = tuple(d for e in effects if isinstance(e, Append) for d in e.drafts)
+        opened = next((e.drafts for e in effects if isinstance(e, Open)), ())
+        if drafts or opened:
+            if not self._store_drafts(drafts, opened, undo_on_failure=bool(opened)) and opened:
+                self._undone(event)
+                return
         self.state = state
         for effect in effects:
-            if not isinstance(effect, Append):
+            if not isinstance(effect, (Append, Open)):
                 self._apply(effect)
+
+    def _undone(self, event) -> None:
+        """A step that opened a visit could not be stored: it did not happen."""
+        rid = getattr(event, "request_id", None)
+        error = self._last_store_error
+        if rid is not None:
+            self._resolve(Reply(rid, 503, {"error": "storage_failed",
+                                           "message": "the device cannot store this invitation, "
+                                           "so it is not open: " + error}))
+        else:  # a kiosk choice: say so on the screen
+            self._followups.append(StoreFailed((), error))
 
     def _with_store_facts(self, event: flow.Invite) -> flow.Invite:
         """What the store knows about an invitation, read on this thread so that no
@@ -174,7 +261,7 @@ class Terminal:
         try:
             rated = frozenset(f.business.project_no for f in event.businesses
                               if self.store.rated(f.business.project_no))
-        except (sqlite3.Error, StorageError) as exc:
+        except Exception as exc:
             log.error("cannot read the records for a lookup: %s", exc)
             return replace(event, businesses=(), error="storage")
         return replace(event, stored_rated=rated)
@@ -189,9 +276,8 @@ class Terminal:
             self._followups.append(flow.LookupDone(effect.lookup_id, error="unavailable"))
 
     def _apply(self, effect) -> None:
-        if isinstance(effect, Append):
-            self._append(effect.drafts)
-        elif isinstance(effect, flow.StartLookup):
+        # (Append and Open are stored by the step itself, before any other effect)
+        if isinstance(effect, flow.StartLookup):
             self._start_lookup(effect)
         elif isinstance(effect, Reply):
             self._resolve(effect)
@@ -200,28 +286,81 @@ class Terminal:
                 try:
                     self.sound.play(effect.name)
                 except Exception:
+                    self.stats["effect_failures"] += 1
                     log.exception("sound failed")
         else:
             log.error("unknown effect %r", effect)
 
-    def _append(self, drafts) -> None:
+    def _store_drafts(self, drafts: tuple, opened: tuple, undo_on_failure: bool = False) -> bool:
+        """Commit; on failure release the reserve and try once more. False when it failed
+        (the drafts are then held by a StoreFailed, unless the step is to be undone)."""
         try:
-            stored = self.store.append(drafts)
-        except StorageError as exc:
-            self.stats["store_failures"] += 1
-            log.error("storage failed: %s", exc)
-            self._followups.append(StoreFailed(tuple(drafts), str(exc)))
-            return
+            stored = self._commit(drafts, opened)
+        except Exception as exc:
+            if not undo_on_failure:
+                self._store_failed(drafts, exc)
+            else:
+                self.stats["store_failures"] += 1
+                self._last_store_error = _why(exc)
+                log.error("storage failed: %s", self._last_store_error)
+            return False
         self.stats["stored"] += len(stored)
         for record in stored:
             log.info("stored seq=%s kind=%s level=%s visit=%s", record["seq"], record["kind"],
                      record["level"], record["visit_id"])
-        self._followups.append(Stored(len(stored)))
-        for listener in self.listeners:
+        if stored:
+            self._followups.append(Stored(len(stored)))
+            for listener in self.listeners:
+                try:
+                    listener(stored)
+                except Exception:
+                    log.exception("record listener failed")
+        return True
+
+    def _commit(self, drafts: tuple, opened: tuple) -> list:
+        try:
+            return self.store.commit(drafts, opened)
+        except Exception as exc:
+            if self.reserve is None or not self.reserve.release():
+                raise
+            log.error("storage failed (%s); trying again in the reserve's space", _why(exc))
+        return self.store.commit(drafts, opened)
+
+    def _store_failed(self, drafts: tuple, exc: BaseException) -> None:
+        self.stats["store_failures"] += 1
+        self._last_store_error = _why(exc)
+        if isinstance(exc, StorageError):
+            log.error("storage failed: %s", exc)
+        else:  # not the disk: a bug or a record that cannot be stored; keep the trace
+            log.exception("storage failed")
+        self._followups.append(StoreFailed(tuple(drafts), self._last_store_error))
+
+    def _check_storage(self) -> None:
+        """While nothing is held (the flow retries what it holds by itself): is the disk
+        reserve in place, and does a failing store take writes again?"""
+        state = self.state
+        if state.pending or (self.reserve is None and not state.storage_error):
+            return
+        t = self.clock.mono_ms()
+        if t < self._next_storage_check:
+            return
+        failing = bool(state.storage_error)
+        self._next_storage_check = t + (STORAGE_CHECK_MS if failing or self.reserve is None
+                                        or not self.reserve.in_place() else RESERVE_CHECK_MS)
+        if self.reserve is not None and not self.reserve.ensure():
+            if not failing and flow.open_visit(state) is None:
+                # (the person at the counter may still rate: the reserve has room for it)
+                log.error("%s", NO_RESERVE)
+                self._followups.append(StoreFailed((), NO_RESERVE))
+            return
+        if failing:
             try:
-                listener(stored)
-            except Exception:
-                log.exception("record listener failed")
+                self.store.probe()
+            except Exception as exc:
+                log.debug("the store still fails: %s", exc)
+                return
+            log.warning("the store takes writes again")
+            self._followups.append(Stored(0))
 
     def _resolve(self, reply: Reply) -> None:
         with self._lock:
@@ -254,6 +393,12 @@ class Terminal:
     def _draw(self) -> None:
         state = self.state
         if state is self._drawn:
+            retry = getattr(self.display, "retry", None)  # a panel that was away or failed
+            if retry is not None:
+                try:
+                    retry()
+                except Exception:
+                    log.exception("display failed")
             return
         self._drawn = state
         try:
@@ -272,6 +417,7 @@ class Terminal:
             self.display.show(image)
             self.stats["frames"] += 1
         except Exception:
+            self.stats["effect_failures"] += 1
             log.exception("display failed")
         lit = flow.leds(state)
         if lit != self._last_lit:
@@ -279,4 +425,10 @@ class Terminal:
                 self.set_leds(lit)
                 self._last_lit = lit
             except Exception:
+                self.stats["effect_failures"] += 1
                 log.exception("LEDs failed")
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+    return text[:200] or type(exc).__name__

@@ -16,21 +16,34 @@ keys from standard input and serves the local API, for scripts and outside check
 
     pingjia simulate --headless --data-dir DIR --port PORT --token TOKEN
 
-Keys (typed, or characters on standard input when headless; newlines are ignored):
-  1-5      press a rating button (5 = 非常满意); Shift+1-5 (!@#$%) holds it
-  n        invite a sample business (window), or a kiosk-app invitation (kiosk)
+Keys act at once, without Enter: typed on a terminal (also with --headless, which then
+switches the terminal to single keys and back on exit), or as characters on a pipe
+(newlines are ignored):
+  1-5      press a rating button (5 = 非常满意); Shift+1-5 (!@#$%) holds it; on the
+           reason screen the buttons are, left to right (keys 5 4 3 2 1): 上移 下移
+           选择 返回 提交 (the line under the panel says so)
+  n        invite a sample business (window), or a kiosk-app invitation (kiosk); an
+           invitation still open is stored as unrated (superseded), and it says so
   o        take the receiver off line / back on line (network down)
-  q        quit (interactive only)
+  q        quit (on a terminal; from a pipe, end the input or send SIGTERM)
 kiosk mode (--mode kiosk) adds the simulated ID-card reader, spoken to through the real
 driver over a pseudo-terminal:
   c        put the sample resident ID card (居民身份证) on the reader
   f        put the sample foreign permanent-resident card (外国人永久居留身份证) on it
   u        put a card that cannot be read (the read fails, SW3 41)
   x        take the card away; with no card on the reader, unplug or replug the reader
+
+What happens is said in a few lines under the panel (the console display on a terminal)
+or printed plainly, one line each, to standard output (every other display, or output
+to a pipe): the API address and token, the database, the receiver, "stored #N ...".
+The log goes to DATA_DIR/simulate.log (-v copies it to standard error). The console
+panel of a 128x64 display needs a terminal of 130 columns and 40 rows; the simulator
+says so when the window is smaller.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -39,12 +52,15 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from config import local
 from config import settings as config_settings
 from terminal import flow
-from terminal.catalogue import sample_business, sample_staff
+from terminal.catalogue import sample_businesses, sample_staff
+from terminal.client import describe_superseded
 from terminal.clock import CHINA
 from terminal.secret import ensure_sim_secret
 
@@ -56,6 +72,7 @@ HELP = "键 1-5 评价(5=非常满意)  Shift+1-5 长按  n 新邀请  o 断网/
 KIOSK_HELP = ("键 c 放身份证  f 放外国人永久居留证  u 放读不出的卡  x 取走卡/拔插读卡器  "
               "1-5 按键  n 自助机邀请  o 断网/联网  q 退出")
 RECEIVER_DIR = "receiver"
+SCROLL = 5  # messages kept in view under the console panel
 UNREADABLE_SW3 = 0x41  # "card moved during the read": the commonest failed read
 
 # The receiver's sample lookup: what each fictitious card holder finished today.
@@ -99,6 +116,7 @@ def add_command(subparsers) -> None:
     p.add_argument("--sound-dir", metavar="DIR",
                    help="write every prompt played into DIR as NNNNNN-<prompt>.wav, at the "
                         "moment it starts")
+    local.add_settings_option(p)  # `pingjia simulate --config F` as well as `pingjia --config F simulate`
     p.set_defaults(func=run_command)
 
 
@@ -201,14 +219,24 @@ class Central:
 
 # --- the command -------------------------------------------------------------------------
 
+LOG_FILE = "simulate.log"
+
+
 def run_command(args) -> int:
     from terminal.runtime import Runtime  # heavy imports only for this command
+    from terminal.serve import startup_errors
 
-    base = config_settings.load(args.config) if args.config else config_settings.defaults()
+    config = getattr(args, "config", None)
+    base = config_settings.load(config) if config else config_settings.defaults()
     settings = sim_settings(base, args)
     data_dir = Path(settings.device.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = ensure_sim_secret(Path(settings.device.secret_file))
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_to_file(data_dir / LOG_FILE, args.verbose)
+        secret = ensure_sim_secret(Path(settings.device.secret_file))
+    except OSError as exc:
+        return _cannot_start(f"cannot use the data directory {data_dir} ({exc.strerror or exc}): "
+                             "pass --data-dir with a writable directory")
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -220,68 +248,143 @@ def run_command(args) -> int:
             central = Central(data_dir, settings.device.id, secret, settings.device.hash_alg,
                               args.receiver_port).start()
         except OSError as exc:
-            print(f"pingjia simulate: the reference receiver cannot start: {exc}", file=sys.stderr)
-            return 1
+            return _cannot_start("the reference receiver cannot start: "
+                                 + _port_problem(exc, args.receiver_port, "--receiver-port"))
         settings = sim_settings(base, args, central.url)
 
-    from terminal.serve import startup_errors
     try:
         runtime = Runtime(settings, secret=secret, sound_dir=args.sound_dir)
-    except startup_errors() as exc:
+    except (OSError, *startup_errors()) as exc:
         if central is not None:
             central.close()
-        print(f"pingjia simulate: {exc}", file=sys.stderr)
-        return 1
+        if isinstance(exc, OSError):
+            return _cannot_start("the local API cannot start: "
+                                 + _port_problem(exc, args.port, "--port"))
+        return _cannot_start(str(exc))
+    keys = KeyInput(sys.stdin)
     try:
         if central is not None:
             central.start_agent(settings, secret)
-        sim = Simulator(runtime, args, stop, central=central)
+        sim = Simulator(runtime, args, stop, central=central, keys=keys, log_file=log_file)
         sim.start()
-        runtime.run(stop)
+        runtime.run(stop, on_turn=sim.on_turn)
     finally:
+        keys.restore()
         runtime.close()
         if central is not None:
             central.close()
-        _restore_tty()
     return 0
 
 
-_tty_saved = None
+def _cannot_start(message: str) -> int:
+    print(f"pingjia simulate: {message}", file=sys.stderr)
+    return 1
 
 
-def _cbreak(fd) -> None:
-    global _tty_saved
-    import termios
-    import tty
-    _tty_saved = (fd, termios.tcgetattr(fd))
-    tty.setcbreak(fd)
+def _port_problem(exc: OSError, port: int, option: str) -> str:
+    """A bind failure as the technician can act on it."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} is in use (another simulator or terminal?): stop that one, or "
+                f"pass {option} with a free port")
+    if exc.errno == errno.EACCES:
+        return f"port {port} needs more rights: pass {option} with a port above 1024"
+    return f"{exc.strerror or exc}"
 
 
-def _restore_tty() -> None:
-    global _tty_saved
-    if _tty_saved:
+def log_to_file(path: Path, verbose: int) -> Path:
+    """The simulator's log, the agent's warnings included, goes to `path`: the terminal
+    belongs to the panel and its messages. With -v it goes to standard error as well."""
+    from logging.handlers import RotatingFileHandler
+
+    root = logging.getLogger()
+    handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=1, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return path
+
+
+class KeyInput:
+    """Standard input as single keys. A terminal is switched to cbreak mode (each key at
+    once, no echo; Ctrl-C still interrupts) until `restore()`, which the command calls
+    on every way out; a pipe is read as it is."""
+
+    def __init__(self, stream):
+        self._saved = None
+        try:
+            self.fd = stream.fileno()
+            self.is_tty = os.isatty(self.fd)
+        except (AttributeError, ValueError, OSError):
+            self.fd, self.is_tty = None, False
+
+    @property
+    def background(self) -> bool:
+        """Started with `&` from a shell: touching its terminal would stop the process
+        (SIGTTOU, SIGTTIN), so it reads no keys there."""
+        if not self.is_tty:
+            return False
+        try:
+            return os.tcgetpgrp(self.fd) != os.getpgrp()
+        except OSError:  # not our controlling terminal: no job control applies
+            return False
+
+    def cbreak(self) -> None:
+        if not self.is_tty or self._saved is not None or self.background:
+            return
         import termios
-        fd, attrs = _tty_saved
-        termios.tcsetattr(fd, termios.TCSADRAIN, attrs)
-        _tty_saved = None
+        import tty
+        try:
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)
+        except termios.error:
+            self._saved = None
+
+    def restore(self) -> None:
+        if self._saved is None:
+            return
+        import termios
+        try:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+        except termios.error:
+            pass  # the terminal went away
+        self._saved = None
+
+    def read(self) -> str:
+        """The next keys; blocks until there are some; "" at the end of the input."""
+        if self.fd is None:
+            return ""
+        try:
+            data = os.read(self.fd, 64)
+        except OSError:
+            return ""
+        return data.decode("utf-8", "ignore")
 
 
 class Simulator:
-    """Keyboard, demo invitations, the card reader's keys and the status line around a
+    """Keyboard, demo invitations, the card reader's keys and the messages around a
     running terminal."""
 
     def __init__(self, runtime, args, stop: threading.Event, stdin=None, out=None,
-                 central: "Central | None" = None):
+                 central: "Central | None" = None, keys: "KeyInput | None" = None,
+                 log_file: "Path | None" = None):
         self.runtime = runtime
         self.terminal = runtime.terminal
         self.args = args
         self.stop = stop
         self.central = central
-        self.stdin = stdin if stdin is not None else sys.stdin
+        self.keys = keys or KeyInput(stdin if stdin is not None else sys.stdin)
         self.out = out or sys.stdout
+        self.log_file = log_file
         self.rng = random.Random()
-        self.interactive = not args.headless and self.stdin.isatty()
         self.kiosk = runtime.settings.device.mode == "kiosk"
+        # the console panel on a terminal: messages go under it, never printed over it
+        self.console = bool(getattr(runtime.display.device, "is_tty", False))
+        self.messages: deque = deque(maxlen=SCROLL)
+        self._screen = None
+        self._help = self.help
         self.terminal.listeners.append(self._stored)
 
     @property
@@ -300,9 +403,15 @@ class Simulator:
         reader = self.runtime.reader
         if reader is not None:
             self._say(f"simulated ID-card reader on {reader.port}")
-        if self.interactive:
-            _cbreak(self.stdin.fileno())
-        threading.Thread(target=self._keys, name="sim-keys", daemon=True).start()
+        if self.log_file is not None:
+            self._say(f"log file {self.log_file}")
+        if self.console:
+            self._watch_size()
+        if self.keys.background:
+            self._say("running in the background: no keys are read (the local API serves)")
+        else:
+            self.keys.cbreak()
+            threading.Thread(target=self._read_keys, name="sim-keys", daemon=True).start()
         if not self.kiosk:
             # A window has someone at it: without staff, invitations would be refused
             # (site.require_staff). PUT/DELETE /v1/staff change it like at a real window.
@@ -313,18 +422,57 @@ class Simulator:
             threading.Thread(target=self._demo, name="sim-demo", daemon=True).start()
         self._say("ready: " + self.help)
 
+    def _watch_size(self) -> None:
+        """The panel's top border warns while the window is too small (drivers/console.py);
+        a resize draws everything again."""
+        device = self.runtime.display.device
+        try:
+            # redraw on another thread: the handler runs on the event thread, which may be
+            # drawing at that moment
+            signal.signal(signal.SIGWINCH, lambda *_: threading.Thread(
+                target=device.redraw, name="sim-resize", daemon=True).start())
+        except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGWINCH
+            pass
+
+    # --- the event thread, after every turn ---------------------------------------
+
+    def on_turn(self) -> None:
+        """Follow the screen: on a list screen the key line says what each button does."""
+        screen = type(self.terminal.snapshot().screen)
+        if screen is self._screen:
+            return
+        self._screen = screen
+        line = self.list_keys(screen)
+        self._help = line or self.help
+        if self.console:
+            self._show()
+        elif line:
+            self._print(line)
+
+    def list_keys(self, screen) -> str:
+        """Which key does what on the reason list and the kiosk's business list."""
+        from terminal.screens.kiosk import CAPS as KIOSK_CAPS  # the caps the screens draw
+        from terminal.screens.window import ROLE_TEXT
+
+        order = self.runtime.settings.buttons.order
+        if screen is flow.Tagging:
+            roles = [ROLE_TEXT[flow.TAG_ROLES[i]] for i in range(len(order))]
+            what = "原因页"
+        elif screen is flow.Choosing:
+            roles = [caps[0] for caps in KIOSK_CAPS]
+            what = "业务列表"
+        else:
+            return ""
+        return what + ": " + "  ".join(f"键{b} {role}" for b, role in zip(order, roles))
+
     # --- keys -------------------------------------------------------------------
 
-    def _keys(self) -> None:
-        fd = self.stdin.fileno()
+    def _read_keys(self) -> None:
         while not self.stop.is_set():
-            try:
-                data = os.read(fd, 64)
-            except OSError:
-                return
+            data = self.keys.read()
             if not data:  # end of input: keep serving the API
                 return
-            for ch in data.decode("utf-8", "ignore"):
+            for ch in data:
                 try:
                     self.key(ch)
                 except Exception:  # a key must never end the simulator
@@ -341,7 +489,7 @@ class Simulator:
             self.toggle_network()
         elif ch in "cfux":
             self.card_key(ch)
-        elif ch == "q" and self.interactive:
+        elif ch == "q" and self.keys.is_tty:
             self.stop.set()
 
     def card_key(self, ch: str) -> None:
@@ -383,13 +531,13 @@ class Simulator:
     # --- demo -------------------------------------------------------------------
 
     def invite_sample(self):
-        items = (sample_business(self.rng),)
-        if self.rng.random() < 0.2:  # a joint case (联办件) now and then
-            items += (sample_business(self.rng),)
+        items = sample_businesses(self.rng, 2 if self.rng.random() < 0.2 else 1)  # 联办件 now and then
         visit_id = f"demo-{int(time.time() * 1000)}"
         reply = self.terminal.request(lambda rid: flow.Invite(visit_id, items, None, rid))
         if reply.status != 201:
             self._say(f"invitation refused: {reply.body.get('message')}")
+        elif reply.body.get("superseded"):
+            self._say(describe_superseded(reply.body["superseded"]))
         return reply
 
     def _demo(self) -> None:
@@ -413,8 +561,16 @@ class Simulator:
                       f"[{r['channel']}{', real name' if r['real_name'] else ''}]")
 
     def _say(self, text: str) -> None:
-        display = self.runtime.display
-        if self.interactive and hasattr(display, "set_status"):
-            display.set_status(f"{text}\n{self.help}")  # the keys stay in view
+        if self.console:
+            self.messages.append(text)
+            self._show()
         else:
-            print(f"[pingjia] {text}", file=self.out, flush=True)
+            self._print(text)
+
+    def _show(self) -> None:
+        """The key line, then the last messages, newest last."""
+        self.runtime.display.set_status("\n".join([self._help, *self.messages]))
+
+    def _print(self, text: str) -> None:
+        print(f"[pingjia] {text}", file=self.out, flush=True)
+

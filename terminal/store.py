@@ -10,10 +10,12 @@ triggers still breaks the hash chain, which the central system sees).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import uuid
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -22,7 +24,9 @@ from terminal import records as rec
 # sqlite_utils is imported where a Database is made (connect), not here: the sync agent
 # reads and marks the outbox on a plain sqlite3 connection and stays small.
 
-SCHEMA_VERSION = 2
+log = logging.getLogger("pingjia.terminal")
+
+SCHEMA_VERSION = 3
 DB_NAME = "pingjia.db"
 BUSY_TIMEOUT_MS = 10_000
 
@@ -54,16 +58,23 @@ def _create_v1(db: sqlite_utils.Database) -> None:
                    f"BEGIN SELECT RAISE(ABORT, 'records are append-only'); END")
 
 
-DELIVERY_STATUSES = ("pending", "delivered", "rejected")
+# parked: the agent found the stored row unreadable or not matching its own hash (a
+# damaged or edited row); it is set aside on the device and the rows behind it go on.
+DELIVERY_STATUSES = ("pending", "delivered", "rejected", "parked")
+_STATUS_TRIGGERS = ("delivery_status_insert", "delivery_status_update")
 
 
-def _sync_v2(db) -> None:
-    """The sync agent's tables: corrected times, the central config, status guard, indexes."""
+def _status_guard(db) -> None:
     statuses = ", ".join(f"'{s}'" for s in DELIVERY_STATUSES)
     for op in ("INSERT", "UPDATE"):
         db.execute(f"CREATE TRIGGER delivery_status_{op.lower()} BEFORE {op} ON delivery "
                    f"WHEN NEW.status NOT IN ({statuses}) "
                    f"BEGIN SELECT RAISE(ABORT, 'unknown delivery status'); END")
+
+
+def _sync_v2(db) -> None:
+    """The sync agent's tables: corrected times, the central config, status guard, indexes."""
+    _status_guard(db)
     db.execute("CREATE INDEX delivery_rejected ON delivery(seq) WHERE status = 'rejected'")
     db.execute("CREATE INDEX records_unsynced ON records(boot_id, seq) WHERE clock_synced = 0")
     db.execute("CREATE INDEX records_kind_level ON records(kind, level)")  # metrics counts
@@ -76,7 +87,21 @@ def _sync_v2(db) -> None:
                "error TEXT, updated_at TEXT NOT NULL)")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _create_v1, 2: _sync_v2}
+def _open_visits_v3(db) -> None:
+    """Open invitations, durable before the API answers 201 (one row per open visit, gone
+    in the same transaction that stores its records), and the `parked` delivery status."""
+    for name in _STATUS_TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+    _status_guard(db)
+    db.execute("CREATE INDEX delivery_parked ON delivery(seq) WHERE status = 'parked'")
+    # drafts: the visit's records as `interrupted` (JSON list), ready to be sealed if the
+    # terminal stops or loses power before the visit ends
+    db.execute("CREATE TABLE open_visits (visit_id TEXT PRIMARY KEY, opened_at TEXT NOT NULL, "
+               "drafts TEXT NOT NULL)")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {
+    1: _create_v1, 2: _sync_v2, 3: _open_visits_v3}
 
 
 def open_connection(path: str | Path) -> sqlite3.Connection:
@@ -143,8 +168,92 @@ def sync_view(db) -> dict:
         "queue_depth": db.execute(_PENDING_COUNT).fetchone()[0],
         "oldest_unsent_at": oldest[0] if oldest else None,
         "rejected": db.execute("SELECT count(*) FROM delivery WHERE status = 'rejected'").fetchone()[0],
+        "parked": _count_parked(db),
         "last_upload_at": last[0] if last else None,
     }
+
+
+def _count_parked(db) -> int:
+    try:
+        return db.execute("SELECT count(*) FROM delivery WHERE status = 'parked'").fetchone()[0]
+    except sqlite3.OperationalError:  # a store of schema 2, not yet migrated
+        return 0
+
+
+SCHEMA_REPAIR_KEY = "schema_restored"
+
+
+def schema_repair(db) -> dict | None:
+    """The last repair of the schema at start ({"at", "restored": [...]}), or None."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", [SCHEMA_REPAIR_KEY]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _reference_schema() -> dict[str, tuple[str, str]]:
+    """name -> (type, sql) of every table, index and trigger the migrations make."""
+    import sqlite_utils
+    db = sqlite_utils.Database(sqlite3.connect(":memory:", isolation_level=None))
+    try:
+        for target in sorted(MIGRATIONS):
+            MIGRATIONS[target](db)
+        return {name: (kind, sql) for kind, name, sql in db.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")}
+    finally:
+        db.conn.close()
+
+
+# Tables that may be made again empty if missing: nothing signed or sent lives in them
+# for long (an open visit lost with its table is found by the chain's receiver as a gap
+# in what the business system was told, not hidden here).
+_RESTORABLE_TABLES = ("central_config", "corrections", "open_visits")
+
+
+def _same_sql(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def restore_schema(conn) -> list[str]:
+    """Check the schema against what the migrations make; restore a missing or altered
+    trigger or index (and the tables that can be made again empty). Returns what was
+    restored, e.g. ["trigger records_no_delete"]; raises StorageError when a table that
+    holds records or their state is gone."""
+    want = _reference_schema()
+    have = {name: (kind, sql) for kind, name, sql in conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")}
+    missing_tables = [n for n, (kind, _) in want.items() if kind == "table" and n not in have]
+    lost = [n for n in missing_tables if n not in _RESTORABLE_TABLES]
+    if lost:
+        raise StorageError(f"the database has lost its table(s) {', '.join(lost)}: it was "
+                           "tampered with or damaged; keep the file for analysis and start a "
+                           "new store")
+    todo = []
+    for name in missing_tables:
+        todo.append((f"table {name}", None, want[name][1]))
+    for name, (kind, sql) in want.items():
+        if kind == "table":
+            continue
+        if name not in have:
+            todo.append((f"{kind} {name}", None, sql))
+        elif kind == "trigger" and not _same_sql(have[name][1], sql):
+            # a trigger of the same name that does something else (e.g. nothing)
+            todo.append((f"{kind} {name} (altered)", f"DROP TRIGGER {name}", sql))
+    if not todo:
+        return []
+    # tables first, then indexes, then triggers: each may need the one before
+    order = {"table": 0, "index": 1, "trigger": 2}
+    todo.sort(key=lambda t: order[t[0].split()[0]])
+    restored = [what for what, _, _ in todo]
+    report = {"at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "restored": restored}
+    with write_transaction(conn):
+        for _, drop, sql in todo:
+            if drop:
+                conn.execute(drop)
+            conn.execute(sql)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                     [SCHEMA_REPAIR_KEY, json.dumps(report)])
+    log.error("the database schema was incomplete; restored: %s", ", ".join(restored))
+    return restored
 
 
 def central_config(db) -> tuple[str | None, dict] | None:
@@ -242,8 +351,10 @@ class Store(Reader):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = connect(self.path)
             migrate(self.db)
+            # what an attacker (or a technician's tool) dropped is put back at start
+            self.restored = restore_schema(self.db.conn)
             self.chain_id = self._chain_meta()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open {self.path}: {exc}") from exc
 
     def _chain_meta(self) -> str:
@@ -265,31 +376,86 @@ class Store(Reader):
 
     def append(self, drafts: Sequence[Mapping]) -> list[dict]:
         """Seal and commit records (all of them or none); durable when this returns."""
-        if not drafts:
+        return self.commit(drafts)
+
+    def commit(self, drafts: Sequence[Mapping] = (), opened: Sequence[Mapping] = ()) -> list[dict]:
+        """In one transaction: seal and store `drafts`, forget the open visits they end,
+        and remember a newly opened visit by `opened` (its records as `interrupted`,
+        sealed if the terminal stops before the visit ends). Durable when this returns;
+        on any error nothing of it is stored."""
+        if not drafts and not opened:
             return []
         with self._lock:
             try:
-                return self._append_locked(drafts)
-            except sqlite3.Error as exc:
+                return self._commit_locked(drafts, opened)
+            except (sqlite3.Error, OSError) as exc:
                 raise StorageError(f"could not store {len(drafts)} record(s): {exc}") from exc
+            except UnicodeError as exc:
+                raise StorageError(f"a record holds text that cannot be stored ({exc.reason} "
+                                   f"at {exc.start})") from exc
 
-    def _append_locked(self, drafts):
+    def _commit_locked(self, drafts, opened):
         with write_transaction(self.db.conn) as conn:
-            row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (row[0], row[1]) if row else (0, rec.ZERO_HASH)
-            sealed = []
-            for draft in drafts:
-                seq += 1
-                record = dict(draft)
-                record.update(record_id=self._new_id(), device_id=self.device_id,
-                              chain_id=self.chain_id, seq=seq, boot_id=self.boot_id)
-                record = rec.seal(record, prev, self._secret, self.hash_alg)
-                prev = record["hash"]
-                conn.execute(_INSERT_RECORD, _record_row(record))
-                conn.execute("INSERT INTO delivery (seq, status, attempts) VALUES (?, 'pending', 0)",
-                             (seq,))
-                sealed.append(record)
+            sealed = self._seal_locked(conn, drafts) if drafts else []
+            ended = sorted({d["visit_id"] for d in drafts})
+            if ended:
+                conn.execute("DELETE FROM open_visits WHERE visit_id IN "
+                             "(SELECT value FROM json_each(?))", [json.dumps(ended)])
+            if opened:
+                kept = [dict(d, boot_id=d.get("boot_id") or self.boot_id) for d in opened]
+                conn.execute("INSERT OR REPLACE INTO open_visits (visit_id, opened_at, drafts) "
+                             "VALUES (?, ?, ?)", [kept[0]["visit_id"], kept[0]["invited_at"],
+                                                  json.dumps(kept, ensure_ascii=False)])
         return sealed
+
+    def _seal_locked(self, conn, drafts):
+        row = conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0], row[1]) if row else (0, rec.ZERO_HASH)
+        sealed = []
+        for draft in drafts:
+            seq += 1
+            record = dict(draft)
+            # a record of an earlier boot (an interrupted visit) keeps that boot's id: its
+            # mono_ms counts from that boot
+            record.update(record_id=self._new_id(), device_id=self.device_id,
+                          chain_id=self.chain_id, seq=seq,
+                          boot_id=record.get("boot_id") or self.boot_id)
+            record = rec.seal(record, prev, self._secret, self.hash_alg)
+            prev = record["hash"]
+            conn.execute(_INSERT_RECORD, _record_row(record))
+            conn.execute("INSERT INTO delivery (seq, status, attempts) VALUES (?, 'pending', 0)",
+                         (seq,))
+            sealed.append(record)
+        return sealed
+
+    def interrupted(self) -> list[dict]:
+        """The records of visits left open by a crash, a power cut or a stop (reason
+        `interrupted`), oldest visit first; `commit` of them ends those visits."""
+        try:
+            rows = self.db.execute("SELECT drafts FROM open_visits ORDER BY rowid").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the open visits: {exc}") from exc
+        out = []
+        for (text,) in rows:
+            try:
+                out.extend(json.loads(text))
+            except ValueError:
+                log.error("an open visit's row is not readable; left in place: %.80s", text)
+        return out
+
+    def open_visit_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT visit_id FROM open_visits")]
+
+    def probe(self) -> None:
+        """A small write, committed: does the store take writes now? StorageError if not."""
+        with self._lock:
+            try:
+                with write_transaction(self.db.conn) as conn:
+                    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES "
+                                 "('checked_at', ?)",
+                                 [datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")])
+            except (sqlite3.Error, OSError) as exc:
+                raise StorageError(f"the store takes no writes: {exc}") from exc
 
     def verify(self) -> list[dict]:
         """Check this device's whole chain; empty list means intact."""

@@ -12,6 +12,8 @@ from collections import defaultdict
 from typing import Iterable, Mapping, NamedTuple, Optional
 
 from agent.receiver.schemas import Check
+from config.text import first_text_problem
+from terminal.http import loggable
 from terminal import records as rec
 
 RECORD = Check("Record")
@@ -36,6 +38,9 @@ def judge(record: Mapping, device_id: str, secret: bytes, alg: str) -> Verdict:
     if record.get("device_id") != device_id:
         return Verdict("device_mismatch", f"device_id {str(record.get('device_id'))[:64]!r} "
                                           f"sent by device {device_id}")
+    bad_text = first_text_problem(record)
+    if bad_text:  # no canonical form exists for a lone surrogate: judged before one is made
+        return Verdict("invalid_text", f"{loggable(bad_text[0]) or 'record'}: {bad_text[1]}")
     body = rec.canonical(record)
     # An edit is what the chain must show, so it is looked for before a record is
     # called merely malformed.

@@ -151,6 +151,7 @@ def cmd_import(args) -> int:
     from agent.receiver.db import ReceiverDB, ReceiverError
     from agent.receiver.importer import import_file
 
+    new_db = not args.db.exists()
     try:
         db = ReceiverDB(args.db)
     except (ReceiverError, OSError) as exc:
@@ -168,6 +169,9 @@ def cmd_import(args) -> int:
         return _fail(exc)
     finally:
         db.close()
+        if new_db and not reports:  # a failed first import leaves no stray database behind
+            for leftover in (args.db, Path(f"{args.db}-wal"), Path(f"{args.db}-shm")):
+                leftover.unlink(missing_ok=True)
     totals = {k: sum(r[k] for r in reports) for k in ("records", "accepted", "duplicate", "rejected")}
     if args.json:
         print(json.dumps({"files": reports, "totals": totals, "problems": problems},

@@ -2,7 +2,7 @@
 
 A development, test, demo and pilot peer for the agent and the kiosk, not the production
 central system. stdlib `ThreadingHTTPServer` with the local API's request handling
-(terminal/api.py: body limits, JSON errors, connection cap, slow-client timeouts), routed
+(terminal/http.py: body limits, JSON errors, connection caps, slow-client deadlines), routed
 to the central API document `agent/central-openapi.json`. Every request but enrol must be
 signed by a known device (agent/signing.py); records go through `ReceiverDB.ingest`, one
 transaction per batch.
@@ -28,14 +28,17 @@ from agent import signing
 from agent.receiver.db import Device, ReceiverDB, ReceiverError, check_device
 from agent.receiver.faults import FaultPlan, Faults, OUTCOMES
 from agent.receiver.schemas import SPEC, Check, request_schema
-from terminal.api import (ApiFailure, _Handler, _HttpServer, _loggable, _pattern,
-                          match)
+from config.text import first_text_problem
+from terminal.http import ApiFailure, HttpServer, JsonHandler, loggable, match, path_pattern
 
 log = logging.getLogger("pingjia.receiver")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024   # 500 records are about 0.6 MiB
 CLIENT_TIMEOUT_S = 30.0
+HEAD_DEADLINE_S = 10.0     # request line and headers, from their first byte
+BODY_DEADLINE_S = 60.0     # 4 MiB over a slow link; a trickle slower than this is dropped
 MAX_CONNECTIONS = 64
+MAX_PER_ADDRESS = 32       # one address (one device, or one NAT) cannot take all
 UPLOADS = ("/v1/records", "/v1/records/corrections")
 UNSIGNED = ("/v1/enroll",)
 LOOKUP_CHECK = Check("Business")
@@ -54,7 +57,7 @@ def _routes() -> dict:
 ROUTES = _routes()
 _CHECKS = {key: Check(name) for key, name in ROUTES.items() if name is not None}
 # Concrete paths before templated ones, as OpenAPI matches them.
-_PATTERNS = [(t, _pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
+_PATTERNS = [(t, path_pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
 _DEVICE_ID = Check("DeviceId")
 
 
@@ -73,11 +76,13 @@ class _Dropped(Exception):
     """The fault plan says: close the connection without an answer."""
 
 
-class _ReceiverHandler(_Handler):
+class _ReceiverHandler(JsonHandler):
     """The local API's request handling (limits, JSON errors), routed to the central API."""
 
     server_version = "pingjia-receiver"
     api: "Receiver"
+    head_deadline = HEAD_DEADLINE_S
+    body_deadline = BODY_DEADLINE_S
 
     def _serve(self):
         """The base class's _dispatch sends ApiFailures and handles clients that went away."""
@@ -89,7 +94,7 @@ class _ReceiverHandler(_Handler):
         except (ApiFailure, OSError):
             raise
         except Exception:
-            log.exception("unexpected error on %s %s", self.command, _loggable(self.path))
+            log.exception("unexpected error on %s %s", self.command, loggable(self.path))
             raise ApiFailure(500, "internal", "the receiver had an internal error with this "
                              "request; send it again") from None
 
@@ -97,7 +102,7 @@ class _ReceiverHandler(_Handler):
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         template, params = match(path, _PATTERNS)
         if template is None:
-            raise ApiFailure(404, "not_found", f"no such call: {_loggable(path)}")
+            raise ApiFailure(404, "not_found", f"no such call: {loggable(path)}")
         methods = sorted(m for t, m in ROUTES if t == template)
         if self.command not in methods:
             raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
@@ -109,7 +114,7 @@ class _ReceiverHandler(_Handler):
             try:
                 body = self._read_json()
             except ApiFailure as f:
-                if f.code != "invalid_json":
+                if f.code not in ("invalid_json", "invalid_text"):
                     raise
                 unreadable = f  # said only to a caller whose signature holds
         else:
@@ -144,6 +149,19 @@ class _ReceiverHandler(_Handler):
         self._raw = super()._read_exactly(length)
         return self._raw
 
+    def _text_problem(self, body):
+        """A batch's records are judged one by one (chain.judge: a record with bad text is
+        `rejected`, the others go on); only what answers for them, the record ids, and the
+        rest of the body must be clean here. Line breaks are fine outside records (a
+        heartbeat may carry a multi-line message)."""
+        if self.path.split("?", 1)[0] == "/v1/records" and isinstance(body, dict) \
+                and isinstance(body.get("records"), list):
+            ids = [r.get("record_id") if isinstance(r, dict) else None for r in body["records"]]
+            rest = {k: v for k, v in body.items() if k != "records"}
+            found = first_text_problem({"records": [{"record_id": i} for i in ids]})
+            return found or first_text_problem(rest, multiline=True)
+        return first_text_problem(body, multiline=True)
+
     def _send(self, status: int, body, headers=None, *, body_share: float = 1.0):
         """The base class's answer; a 304 without its body (RFC 9110 §15.4.5), and for the
         partial fault only a share of the body."""
@@ -174,7 +192,7 @@ class _ReceiverHandler(_Handler):
                 raise ApiFailure(401, "bad_signature", "X-Device-Id, X-Timestamp and X-Signature "
                                  "are required")
             raise ApiFailure(401, "unknown_device", "this receiver does not know the device "
-                             f"{_loggable(device_id)[:64]}; add it with --device or enrol it")
+                             f"{loggable(device_id)[:64]}; add it with --device or enrol it")
         try:
             signing.verify(self.headers, secret=device.secret, alg=device.hash_alg,
                            method=self.command, path=path, body=self._raw, now=now)
@@ -215,7 +233,7 @@ class _ReceiverHandler(_Handler):
         raise AssertionError(f"fault {fault} has no handling")
 
 
-class _Server(_HttpServer):
+class _Server(HttpServer):
     """Keeps its connections, so that stop() ends keep-alive clients too (a stopped
     receiver must look down to an agent, not go on answering on old connections)."""
 
@@ -257,7 +275,8 @@ class Receiver:
                  faults: Optional[Faults] = None, bind: str = "127.0.0.1", port: int = 0,
                  clock: Callable[[], float] = time.time, seed=None, *,
                  max_body_bytes: int = MAX_BODY_BYTES, client_timeout: float = CLIENT_TIMEOUT_S,
-                 max_connections: int = MAX_CONNECTIONS):
+                 max_connections: int = MAX_CONNECTIONS,
+                 max_per_address: int = MAX_PER_ADDRESS):
         self.clock = clock
         self.db = ReceiverDB(db_path)
         self.config_dir = Path(config_dir) if config_dir is not None else None
@@ -266,6 +285,7 @@ class Receiver:
         self.client_timeout = client_timeout
         self.settings = SimpleNamespace(max_body_bytes=max_body_bytes)  # what the handler reads
         self.max_connections = max_connections
+        self.max_per_address = max_per_address
         self._plan = FaultPlan(faults, seed)
         self._stats_lock = threading.Lock()
         self._stats = {"requests": 0, "accepted": 0, "duplicate": 0, "rejected": 0,
@@ -289,7 +309,8 @@ class Receiver:
             return self
         self._stopping.clear()
         handler = type("Handler", (_ReceiverHandler,), {"api": self})
-        self._httpd = _Server((self.bind, self.port), handler, self.max_connections)
+        self._httpd = _Server((self.bind, self.port), handler, self.max_connections,
+                              self.max_per_address)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="pingjia-receiver", daemon=True)

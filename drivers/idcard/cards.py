@@ -10,6 +10,8 @@ import struct
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+from config.text import text_problem
+
 from .frames import IdCardError
 
 TEXT_LEN = 256
@@ -82,6 +84,9 @@ _LAYOUTS: Dict[str, _Layout] = {
 }
 
 _PAD = " \x00"
+# The fields the device uses (screen, lookup); the message of a refusal names only the
+# field and the character, never the text.
+_CHECKED = ("name", "english_name", "id_number")
 
 
 @dataclass(frozen=True, repr=False)
@@ -158,6 +163,10 @@ def parse_text_block(text: bytes) -> Card:
     if "_english_name_2" in raw:
         raw["english_name"] += raw.pop("_english_name_2")
     fields = {k: v.strip(_PAD) for k, v in raw.items()}
+    for name in _CHECKED:
+        why = text_problem(fields.get(name, ""))
+        if why:  # no real card holds these: the bytes were damaged on the way
+            raise CardFormatError(f"the card's {name} {why}")
     return Card(card_type=card_type, **fields)
 
 

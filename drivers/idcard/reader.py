@@ -86,7 +86,14 @@ def _port_error(port: str, exc: Exception) -> PortError:
     if code == errno.ENOENT or "No such file" in text:
         msg = (f"reader port {port} not found: check the cable and the name "
                f"(prefer a stable /dev/serial/by-id/... path)")
-    elif code in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+    elif code == errno.EPERM or "Operation not permitted" in text:
+        # not the file's permissions (that is EACCES): the device cgroup refused it
+        msg = (f"operation not permitted on {port}: the service's device list (systemd "
+               "DeviceAllow=) refused it, usually because the USB-serial driver was not "
+               "loaded when the service started; the dialout group does not help here: "
+               "sudo systemctl restart pingjia-terminal (the shipped unit loads usbserial "
+               "and cdc_acm before it starts; pingjia doctor checks the modules)")
+    elif code == errno.EACCES or "Permission denied" in text:
         msg = (f"permission denied on {port}: add the user to the dialout group "
                f"(sudo usermod -aG dialout $USER, then log in again)")
     elif code in (errno.EBUSY, errno.EAGAIN) or "exclusively lock" in text:

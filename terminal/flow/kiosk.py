@@ -179,7 +179,8 @@ def _invite(state: State, found: Finished, now: Now):
                   items=(found.business,), staff=staff, invited_at=now.iso(),
                   invited_mono=now.mono_ms, clock_synced=now.synced, channel="kiosk",
                   real_name=True)
-    return window._go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now), (Sound("invite"),)
+    return (window._go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now),
+            (window.opened(cfg, visit), Sound("invite")))
 
 
 def _notice(state: State, kind: str, now: Now) -> State:

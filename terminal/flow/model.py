@@ -297,6 +297,13 @@ class StoreFailed:
 
 
 @dataclass(frozen=True)
+class Shutdown:
+    """The terminal stops (SIGTERM): the open visit ends as `interrupted` (a bad rating
+    being given stands, as on a cancel), and what the store has not taken yet is tried
+    once more."""
+
+
+@dataclass(frozen=True)
 class CardRead:
     """Kiosk: a card was read. `cert_no` travels only in this event and in StartLookup;
     the flow never keeps it in a state, and repr() leaves it out."""
@@ -334,6 +341,14 @@ class Health:
 
 @dataclass(frozen=True)
 class Append:
+    drafts: tuple
+
+
+@dataclass(frozen=True)
+class Open:
+    """A visit opened: remember it durably, as the records it ends with if the terminal
+    stops or loses power first (`interrupted`). The shell commits it together with the
+    step's Append, all or nothing, before any Reply of the step goes out."""
     drafts: tuple
 
 

@@ -11,6 +11,9 @@ Rules it keeps (docs/flow.md has the diagram):
   reasons chosen so far, or `tags_missing` when there were none.
 - The thanks screen comes only after the store confirms the commit (`Stored`).
 - A storage failure keeps the drafts in memory and retries; nothing is dropped.
+- A visit is remembered durably when it opens (`Open`, committed with the records it
+  supersedes before the 201 goes out): a crash, a power cut or a stop ends it as
+  `interrupted`, never as nothing.
 """
 from __future__ import annotations
 
@@ -19,9 +22,9 @@ from dataclasses import replace
 from terminal.clock import Now
 from terminal.flow import drafts, links
 from terminal.flow.model import (
-    Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Press, Reply,
-    Saving, SetWindow, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging, Testing,
-    Thanks, Tick, Visit)
+    Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Open, Press, Reply,
+    Saving, SetWindow, Shutdown, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging,
+    Testing, Thanks, Tick, Visit)
 
 BAD_LEVELS = (1, 2)
 
@@ -180,17 +183,25 @@ def _invite(state: State, ev: Invite, now: Now):
         return state, (_error(ev.request_id, 409, "no_staff",
                               "no staff member is signed in and the invitation names none"),)
     effects: list = []
-    old, _ = _close(state, now, "superseded")
+    old, level = _close(state, now, "superseded")
     state, _ = _store(state, old, effects)
+    body = {"visit_id": ev.visit_id, "state": "open"}
+    if current is not None:  # say what became of the one this replaces
+        body["superseded"] = {"visit_id": current.visit_id,
+                              "state": "unrated" if level is None else "rated"}
     follow_ups = frozenset(b.project_no for b in ev.items
                            if ev.follow_up and b.project_no in ev.stored_rated)
     visit = Visit(visit_id=ev.visit_id, items=tuple(ev.items), staff=staff,
                   invited_at=now.iso(), invited_mono=now.mono_ms, clock_synced=now.synced,
                   channel="kiosk" if cfg.mode == "kiosk" else "window", follow_ups=follow_ups)
     state = _go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now)
-    effects += [Sound("invite"), _reply(ev.request_id, 201,
-                                        {"visit_id": ev.visit_id, "state": "open"})]
+    effects += [opened(cfg, visit), Sound("invite"), _reply(ev.request_id, 201, body)]
     return state, tuple(effects)
+
+
+def opened(cfg, visit: Visit) -> Open:
+    """The effect that makes a new visit durable: its records should it be interrupted."""
+    return Open(drafts.unrated(cfg, visit, "interrupted"))
 
 
 def _once_only(state: State, ev: Invite):
@@ -364,6 +375,13 @@ def _store_failed(state: State, ev: StoreFailed, now: Now):
     return state, (Sound("error"),)
 
 
+def _shutdown(state: State, ev: Shutdown, now: Now):
+    records, _ = _close(state, now, "interrupted")
+    held = state.pending + records
+    state = replace(_go(state, Idle(), now), pending=(), retry_at=0)
+    return state, ((Append(held),) if held else ())
+
+
 def _config_changed(state: State, ev: ConfigChanged, now: Now):
     effects = () if ev.request_id is None else (_reply(ev.request_id, 200, {}),)
     return replace(state, config=ev.config), effects
@@ -377,6 +395,7 @@ _HANDLERS = {
     Invite: _invite, Cancel: _cancel, SignIn: _sign_in, SignOut: _sign_out,
     SetWindow: _set_window, Press: _press, Hold: _press, Tick: _tick, Stored: _stored,
     StoreFailed: _store_failed, ConfigChanged: _config_changed, Health: _health,
+    Shutdown: _shutdown,
 }
 
 # A technician's hardware test (StartTest, StopTest; presses and ticks while it runs).

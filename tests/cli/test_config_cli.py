@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from tests.cli.conftest import as_json
+from tests.cli.conftest import as_json, pingjia
 
 
 def test_set_keeps_comments_and_layout_and_says_what_needs_a_restart(device):
@@ -89,3 +89,13 @@ def test_settings_changes_reach_the_running_terminal(simulator):
     assert problem["file"] == str(device.config) and problem["key"] == "site.window_no"
     assert problem["line"]
     assert device.api("GET", "/v1/status").json()["window_no"] == "12"
+
+
+def test_set_without_a_token_says_plainly_why_it_did_not_reload(tmp_path):
+    settings = tmp_path / "pingjia.toml"
+    r = pingjia("config", "set", "site.window_no", "07", "--config", settings)
+    assert r.returncode == 0, r.stderr
+    assert "created" in r.stdout
+    assert ("not reloaded: no API token to ask a running terminal with (set api.token or "
+            "api.token_file, or pass --token)") in r.stdout
+    assert "cannot ask the terminal: settings:" not in r.stdout + r.stderr

@@ -25,3 +25,24 @@ def test_building_the_command_line_does_not_load_the_receiver():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "['agent.receiver.cli']"
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(device):
+    """Any command that meets an OSError it does not name itself (here `pingjia terminal`
+    on a taken port) answers in one line with what to do."""
+    import socket
+
+    device.secret_file.write_bytes(b"0123456789abcdef0123456789abcdef")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", device.port))
+        taken.listen()
+        r = device.run("terminal", timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("pingjia terminal: ") and "port it needs is taken" in r.stderr
+
+
+def test_config_after_the_command_name_for_the_service_and_doctor(device, tmp_path):
+    """docs/cli.md: `--config FILE` before or after the command name, for every command."""
+    r = device.run("doctor", "--root", tmp_path, "--json")
+    assert "unrecognized arguments" not in r.stderr and r.returncode in (0, 1), r.stderr

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 from agent.receiver import Receiver
 from config.edit import set_many
@@ -17,7 +18,7 @@ def test_list_filters_by_status_and_show_prints_the_signed_record(device):
     r = device.run("outbox", "list", "--json")
     assert r.returncode == 0, r.stderr
     listing = as_json(r)
-    assert listing["totals"] == {"pending": 3, "delivered": 1, "rejected": 1}
+    assert listing["totals"] == {"pending": 3, "delivered": 1, "rejected": 1, "parked": 0}
     assert [row["seq"] for row in listing["records"]] == [1, 2, 3, 4, 5]
     pending = as_json(device.run("outbox", "list", "--status", "pending", "--status", "rejected",
                                  "--json"))["records"]
@@ -87,3 +88,34 @@ def test_exported_records_imported_at_the_receiver_then_synced_arrive_once(devic
 def statuses(device) -> dict:
     with sqlite3.connect(device.db) as conn:
         return dict(conn.execute("SELECT status, count(*) FROM delivery GROUP BY status"))
+
+
+def test_the_printed_import_command_works_as_printed(device, tmp_path):
+    """The next step `outbox export` names, pasted into a shell on another directory;
+    and an import that fails leaves no receiver database behind."""
+    import os
+    import shlex
+
+    add_records(device, 3)
+    stick = tmp_path / "usb"
+    stick.mkdir()
+    r = device.run("outbox", "export", "--to", stick)
+    assert r.returncode == 0, r.stderr
+    (command,) = [line.strip() for line in r.stdout.splitlines() if line.startswith("  ")]
+    argv = shlex.split(command)
+    assert argv[:3] == ["pingjia", "receiver", "import"] and "--device" in argv
+    elsewhere = tmp_path / "networked"
+    elsewhere.mkdir()
+    path = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    ran = subprocess.run(argv, cwd=elsewhere, capture_output=True, text=True, timeout=60, env=path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "3 accepted" in ran.stdout
+    with Receiver(elsewhere / "pingjia-receiver.db") as receiver:
+        assert receiver.count(DEVICE_ID) == 3
+
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    file = argv[3]
+    failed = pingjia("receiver", "import", file, "--db", stray / "receiver.db")   # no --device
+    assert failed.returncode == 2 and "not known to this receiver" in failed.stderr
+    assert list(stray.iterdir()) == []

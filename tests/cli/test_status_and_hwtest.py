@@ -70,6 +70,15 @@ def test_display_and_button_tests_run_inside_the_terminal(simulator):
     assert r.returncode == 0 and as_json(r)["present"] is False
 
 
+def test_the_display_test_on_the_terminal_says_how_far_it_is(simulator):
+    r = simulator.device.run("test", "display", "--seconds", "3")
+    assert r.returncode == 0, r.stderr
+    frames = re.findall(r"^frame (\d+)/(\d+), \d+ s left$", r.stderr, re.M)
+    assert len(frames) >= 3, r.stderr                       # not silent until the end
+    assert [int(n) for n, _ in frames] == sorted(int(n) for n, _ in frames)
+    assert "display test done" in r.stdout
+
+
 def test_with_the_terminal_stopped_the_command_opens_the_hardware_itself(device):
     r = device.run("test", "display", "--seconds", "1", "--json")
     assert r.returncode == 0, r.stderr
@@ -144,3 +153,7 @@ def test_without_a_settings_file_the_options_say_where_the_terminal_and_store_ar
     assert answer["running"] is False and answer["queue_depth"] == 2
     named = pingjia("--config", tmp_path / "missing.toml", "status", "--port", free_port())
     assert named.returncode == 2 and "missing.toml" in named.stderr  # a named file must exist
+    plain = pingjia("status")   # a newcomer's first try: the answer says what to add
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert "no settings file at /etc/pingjia/pingjia.toml" in plain.stderr
+    assert "pingjia status --port PORT --token TOKEN --data-dir DIR" in plain.stderr

@@ -300,3 +300,132 @@ def test_missing_spi_device_names_dtparam():
     exc = luma.core.error.DeviceNotFoundError("SPI device not found")
     text = _explain(DisplaySettings(interface="spi", spi_port=0, spi_device=1), exc)
     assert "/dev/spidev0.1" in text and "dtparam=spi=on" in text
+
+
+# --- a real luma driver over a recording bus: absent panels, power loss, SPI lines ------
+
+class RecordingSerial:
+    """A luma serial interface (luma.core.interface.serial's command()/data()/cleanup())
+    that records every write and fails them while `fail` is set, as an I2C bus does
+    when the panel has no power (no ACK: OSError 121)."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+        self.writes: list[tuple[str, list[int]]] = []
+        self.cleaned = False
+
+    def _write(self, kind, values):
+        if self.fail:
+            raise OSError(121, "Remote I/O error")
+        self.writes.append((kind, list(values)))
+
+    def command(self, *cmd):
+        self._write("command", cmd)
+
+    def data(self, data):
+        self._write("data", data)
+
+    def cleanup(self):
+        self.cleaned = True
+
+    def commands(self):
+        return [w for kind, values in self.writes if kind == "command" for w in values]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def init_sequence():
+    """What luma's ssd1306 sends when it starts a 128x64 panel."""
+    bus = RecordingSerial()
+    ssd1306(bus, width=128, height=64)
+    return bus.commands()
+
+
+def sends_init(commands) -> bool:
+    """The init sequence, in one piece, somewhere in `commands`."""
+    init = init_sequence()
+    return any(commands[i:i + len(init)] == init for i in range(len(commands) - len(init) + 1))
+
+
+def hardware(**kw):
+    return DisplaySettings(driver="ssd1306", interface=kw.pop("interface", "i2c"), **kw)
+
+
+def open_on(bus, clock, **kw):
+    return open_display(hardware(**kw), absent_ok=True, serial=bus, clock=clock)
+
+
+def test_a_panel_that_does_not_answer_at_start_is_no_reason_to_stop():
+    bus = RecordingSerial(fail=True)
+    with pytest.raises(DisplayError, match="0x3C"):
+        open_display(hardware(), serial=bus)       # a technician's check still says why
+    display = open_display(hardware(), absent_ok=True, serial=bus)
+    assert display.size == (128, 64) and display.mode == "1"
+    assert display.health()["present"] is False
+    assert "0x3C" in display.health()["last_error"]
+    assert display.show(sample()) is False         # no exception: ratings go on
+
+
+def test_a_panel_that_comes_later_gets_the_init_sequence_and_the_wanted_frame():
+    bus, clock = RecordingSerial(fail=True), Clock()
+    display = open_on(bus, clock)
+    display.show(sample())
+    bus.fail = False
+    assert display.retry() is False                # not before the retry time
+    clock.now += 2.5
+    assert display.retry() is True
+    assert sends_init(bus.commands())
+    assert display.health()["present"] is True and display.health()["last_error"] is None
+    assert bus.writes[-1][0] == "data"             # then the frame itself
+
+
+def test_a_panel_that_lost_power_is_initialised_again():
+    bus, clock = RecordingSerial(), Clock()
+    display = open_on(bus, clock)
+    assert display.show(sample()) is True
+    bus.fail = True                                # power gone
+    assert display.show(out_of_service()) is False
+    assert display.health()["present"] is False
+    bus.fail = False                               # power back: the panel forgot its setup
+    bus.writes.clear()
+    clock.now += 2.5
+    assert display.retry() is True
+    assert sends_init(bus.commands())
+    assert display.health()["reinits"] == 1
+    display.close()
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_spi_panel_keeps_its_reset_line_driven_when_the_frame_stays(spi_libs, keep):
+    gpio, spidev = spi_libs
+    settings = hardware(interface="spi", keep_frame_on_exit=keep)
+    display = open_display(settings)
+    assert gpio.lines[settings.gpio_reset] == {"direction": "out", "level": gpio.HIGH}
+    assert display.show(sample()) is True and spidev.buses[-1].written
+    display.close(out_of_service())
+    assert spidev.buses[-1].closed
+    if keep:
+        # a freed RST line floats and may reset the panel: the frame would be lost
+        assert gpio.lines[settings.gpio_reset] == {"direction": "out", "level": gpio.HIGH}
+    else:
+        assert settings.gpio_reset not in gpio.lines and settings.gpio_dc not in gpio.lines
+
+
+def test_a_panel_away_for_hours_builds_no_device_per_attempt(monkeypatch):
+    import atexit
+    hooks = []
+    monkeypatch.setattr(atexit, "register", lambda f, *a, **k: hooks.append(f) or f)
+    bus, clock = RecordingSerial(fail=True), Clock()
+    display = open_on(bus, clock)
+    display.show(sample())
+    for _ in range(50):
+        clock.now += 2.5
+        assert display.retry() is False
+    assert hooks == []   # each luma device registers one: none was built
+    assert display.health()["errors"] >= 50

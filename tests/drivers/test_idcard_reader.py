@@ -243,6 +243,15 @@ def test_permission_denied_names_the_dialout_group():
         reader.open()
 
 
+def test_a_device_the_service_may_not_open_is_not_a_group_problem():
+    # EPERM from the device cgroup (DeviceAllow= without the driver loaded at start)
+    reader = IdCardReader("/dev/ttyUSB9", serial_factory=refusing_factory(errno.EPERM,
+                                                                          "Operation not permitted"))
+    with pytest.raises(F.PortError, match="DeviceAllow.*restart pingjia-terminal") as raised:
+        reader.open()
+    assert "usermod" not in str(raised.value)
+
+
 def test_a_second_opener_is_refused(sim):
     with IdCardReader(sim.link):
         with pytest.raises(F.PortError, match="in use"):

@@ -89,6 +89,11 @@ def complete(root: Path, vcgencmd_dir: Path, throttled: str = "0x0", with_cli: b
     fonts = root / SEARCH_DIRS[0].lstrip("/")
     fonts.mkdir(parents=True, exist_ok=True)
     shutil.copy(font_file(), fonts)
+    # the kernel side: i2c-dev loaded, the bus at 400 kHz in the device tree
+    (root / "sys" / "module" / "i2c_dev").mkdir(parents=True, exist_ok=True)
+    of_node = root / "sys" / "bus" / "i2c" / "devices" / "i2c-1" / "of_node"
+    of_node.mkdir(parents=True, exist_ok=True)
+    (of_node / "clock-frequency").write_bytes((400_000).to_bytes(4, "big"))
     marker = root / "run" / "systemd" / "timesync" / "synchronized"
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
@@ -181,6 +186,7 @@ def test_slow_i2c_an_open_secret_and_a_damaged_database_each_get_a_fix(installed
     complete(root, bin_dir)
     config_txt = root / "boot" / "firmware" / "config.txt"
     config_txt.write_text(config_txt.read_text().replace("i2c_arm_baudrate=400000", "i2c_arm_baudrate=100000"))
+    shutil.rmtree(root / "sys" / "bus")  # no device tree to ask: config.txt says
     secret = root / "etc" / "pingjia" / "secret"
     secret.chmod(0o644)
     data = root / "var" / "lib" / "pingjia"
@@ -243,5 +249,86 @@ def test_an_spi_display_needs_its_spidev_node(installed_root, doctor_here, tmp_p
     assert found["i2c speed"]["status"] == "skip"
     (root / "dev" / "spidev0.0").touch()
     (root / "dev" / "spidev0.0").chmod(0o660)
+    (root / "sys" / "module" / "spidev").mkdir(parents=True)
     result = doctor_here(root, "--json", path_dirs=[bin_dir])
     assert checks(result)["display bus"]["status"] == "ok" and result.returncode == 0
+
+
+def test_the_i2c_speed_is_what_the_device_tree_says(installed_root, doctor_here, tmp_path):
+    root = installed_root(tmp_path)
+    bin_dir = tmp_path / "bin"
+    complete(root, bin_dir)
+    # config.txt asks for 400 kHz (the installer), but the board was not rebooted since
+    node = root / "sys" / "bus" / "i2c" / "devices" / "i2c-1" / "of_node" / "clock-frequency"
+    node.write_bytes((100_000).to_bytes(4, "big"))
+    speed = checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["i2c speed"]
+    assert speed["status"] == "warn" and "100 kHz" in speed["detail"]
+    assert "of_node/clock-frequency" in speed["detail"] and "reboot" in speed["fix"]
+
+
+def test_a_missing_kernel_module_is_named_with_its_modprobe(installed_root, doctor_here, tmp_path):
+    root = installed_root(tmp_path)
+    bin_dir = tmp_path / "bin"
+    complete(root, bin_dir)
+    assert checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["modules"]["status"] == "ok"
+    (root / "sys" / "module" / "i2c_dev").rmdir()
+    modules = checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["modules"]
+    assert modules["status"] == "warn" and "i2c_dev" in modules["detail"]
+    assert "modprobe -a i2c_dev" in modules["fix"]
+
+
+def test_a_button_on_the_spi_pins_while_spi_is_on(installed_root, doctor_here, tmp_path):
+    root = installed_root(tmp_path)
+    bin_dir = tmp_path / "bin"
+    complete(root, bin_dir)
+    config = root / "etc" / "pingjia" / "pingjia.toml"
+    text = config.read_text()
+    assert "5 = 17" in text
+    config.write_text(text.replace("5 = 17", "5 = 8", 1))   # CE0: free as far as settings go
+    result = doctor_here(root, "--json", path_dirs=[bin_dir])
+    found = checks(result)
+    assert found["settings"]["status"] == "ok"               # the settings alone cannot know
+    pins = found["spi pins"]
+    assert pins["status"] == "fail" and "buttons.pins.5 = 8" in pins["detail"]
+    assert "dtparam=spi=on" in pins["detail"] and "GPIO busy" in pins["detail"]
+    assert "dtparam=spi=off" in pins["fix"]
+    # SPI switched off, and the kernel made no spidev: the pin is free
+    config_txt = root / "boot" / "firmware" / "config.txt"
+    config_txt.write_text(config_txt.read_text().replace("dtparam=spi=on", "dtparam=spi=off"))
+    assert checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["spi pins"]["status"] == "skip"
+    # the kernel is the stronger witness: spidev0.0 exists, so SPI is on
+    (root / "dev" / "spidev0.0").touch()
+    assert checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["spi pins"]["status"] == "fail"
+
+
+def usb_tty(root: Path, name: str, vendor: str, product: str, serial: str) -> None:
+    usb = root / "sys" / "devices" / "usb1" / name
+    (usb / "port" / "tty").mkdir(parents=True, exist_ok=True)
+    for key, value in (("idVendor", vendor), ("idProduct", product), ("serial", serial)):
+        (usb / key).write_text(value + "\n")
+    tty = root / "sys" / "class" / "tty" / name
+    tty.mkdir(parents=True, exist_ok=True)
+    (tty / "device").symlink_to(usb / "port")
+    (root / "dev" / name).touch()
+    (root / "dev" / name).chmod(0o660)
+
+
+def test_the_reader_name_points_at_the_reader_alone(installed_root, doctor_here, tmp_path):
+    root = installed_root(tmp_path)
+    bin_dir = tmp_path / "bin"
+    complete(root, bin_dir)
+    config = root / "etc" / "pingjia" / "pingjia.toml"
+    config.write_text(config.read_text().replace('mode = "window"', 'mode = "kiosk"'))
+    (root / "sys" / "module" / "usbserial").mkdir(parents=True)
+    usb_tty(root, "ttyUSB0", "1a86", "7523", "READER-1")
+    (root / "dev" / "pingjia-reader").symlink_to("ttyUSB0")
+    reader = checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["reader"]
+    assert reader["status"] == "ok" and "ttyUSB0 (1a86:7523, serial READER-1)" in reader["detail"]
+    # a ticket printer with the same chip: the broad rule could give it the name
+    usb_tty(root, "ttyUSB1", "1a86", "7523", "PRINTER-7")
+    reader = checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["reader"]
+    assert reader["status"] == "warn" and "ttyUSB1" in reader["detail"]
+    assert "98-pingjia-reader-local.rules" in reader["fix"]
+    local = root / "etc" / "udev" / "rules.d" / "98-pingjia-reader-local.rules"
+    local.write_text('SUBSYSTEM=="tty", ATTRS{serial}=="READER-1", SYMLINK+="pingjia-reader"\n')
+    assert checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["reader"]["status"] == "ok"

@@ -175,7 +175,10 @@ def test_existing_settings_and_secret_are_never_overwritten(tmp_path):
     assert (etc / "pingjia.toml").read_text() == mine
     assert (etc / "secret").read_text() == "enrolled-secret-0123456789abcdef\n"
     assert stat.S_IMODE((etc / "secret").stat().st_mode) == 0o600
-    assert steps(out)["settings"] == "unchanged"
+    # the content is the technician's; only the mode is brought to the shared 0640
+    assert stat.S_IMODE((etc / "pingjia.toml").stat().st_mode) == 0o640
+    assert "settings" in out and "mode 0640" in out
+    assert steps(run(INSTALL, root).stdout)["settings"] == "unchanged"
 
 
 def test_settings_already_right_in_config_txt_are_left_alone(tmp_path):
@@ -250,6 +253,7 @@ def test_install_refuses_to_touch_the_real_system_without_root(tmp_path):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_scripts_pass_shellcheck():
-    result = subprocess.run(["shellcheck", str(INSTALL), str(UNINSTALL)], capture_output=True,
+    result = subprocess.run(["shellcheck", str(INSTALL), str(UNINSTALL),
+                             str(ROOT / "scripts" / "common.sh")], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout

@@ -324,3 +324,26 @@ def test_a_long_salvage_reports_progress(healthy, tmp_path, monkeypatch):
     assert any("records read" in h for h in heard)
     copied = [h for h in heard if "copied" in h]
     assert len(copied) == result.salvaged // 100
+
+
+def test_an_invitation_open_in_a_damaged_database_still_ends_as_records(tmp_path):
+    from tests.ops.conftest import drafts
+    data = tmp_path / "data"
+    make_store(data, 40)
+    store = Store(data / DB_NAME, device_id=DEVICE_ID, secret=SECRET, hash_alg="sha256",
+                  boot_id="boot-1")
+    opened = [dict(d, kind="unrated", unrated_reason="interrupted", level=None, score=None,
+                   rated_at=None, visit_id="open-1") for d in drafts(2)]
+    store.commit((), opened)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    damage(data / DB_NAME, "header")
+    report = ensure_intact(data / DB_NAME, hash_alg="sha256")
+    assert report is not None and report.salvaged == 40
+    store = Store(data / DB_NAME, device_id=DEVICE_ID, secret=SECRET, hash_alg="sha256",
+                  boot_id="boot-2")
+    try:
+        assert [d["visit_id"] for d in store.interrupted()] == ["open-1", "open-1"]
+        assert {d["boot_id"] for d in store.interrupted()} == {"boot-1"}
+    finally:
+        store.close()

@@ -230,3 +230,102 @@ def test_the_agent_service_is_ready_pings_and_stops_cleanly(tmp_path, notify):
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert any("STOPPING=1" in m.split("\n") for m in notify.drain(0.2) + notify.received)
+
+
+# --- no panel at start; the frame after a crash; a run by hand ----------------------------
+
+def no_panel_config(tmp_path):
+    """A real SSD1306 on an I2C bus this machine does not have: the panel is absent."""
+    config = sim_config(tmp_path, driver="ssd1306")
+    text = config.read_text(encoding="utf-8").replace('driver = "ssd1306"',
+                                                      'driver = "ssd1306"\ni2c_port = 19')
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+@pytest.mark.slow
+def test_a_terminal_without_a_panel_runs_reports_it_and_takes_ratings(tmp_path):
+    import requests
+    from config import settings as config_settings
+    from terminal.runtime import Runtime
+    from tests.ops.conftest import TOKEN, api_url
+
+    config = no_panel_config(tmp_path)
+    runtime = Runtime(config_settings.load(config))
+    stop_loop = threading.Event()
+    loop = threading.Thread(target=runtime.run, args=(stop_loop,), daemon=True)
+    loop.start()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        status = get_status(config)
+        display = status["hardware"]["display"]
+        assert display["present"] is False and "I2C bus 19" in display["last_error"]
+        r = requests.post(api_url(config) + "/v1/invitations", headers=headers, timeout=5,
+                          json={"items": [{"project_no": "NP-1", "task_name": "营业执照"}],
+                                "staff": {"id": "S01", "name": "王五"}})
+        assert r.status_code == 201, r.text
+        visit = r.json()["visit_id"]
+        runtime.panel.simulate(5)                      # the buttons work without a screen
+        deadline = time.monotonic() + 5
+        while True:
+            answer = requests.get(f"{api_url(config)}/v1/invitations/{visit}",
+                                  headers=headers, timeout=5).json()
+            if answer["state"] != "open" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert answer["state"] == "rated" and answer["level"] == 5, answer
+    finally:
+        stop_loop.set()
+        loop.join(5)
+        runtime.close()
+
+
+def run_out_of_service(config, **env):
+    import os
+    full = {k: v for k, v in os.environ.items() if k not in ("SERVICE_RESULT", "EXIT_CODE")}
+    return subprocess.run([sys.executable, "-m", "config.cli", "--config", str(config),
+                           "out-of-service", "--if-failed"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**full, **env})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("result,code", [("watchdog", "dumped"), ("signal", "killed"),
+                                         ("exit-code", "exited")])
+def test_after_a_crash_the_stop_step_draws_the_out_of_service_frame(tmp_path, result, code):
+    config = sim_config(tmp_path)
+    done = run_out_of_service(config, SERVICE_RESULT=result, EXIT_CODE=code)
+    assert done.returncode == 0, done.stderr
+    expected = screens.render_out_of_service((128, 64), "1", find_fonts(()))
+    assert same_picture(last_frame(tmp_path / "frames"), expected)
+    assert not (tmp_path / "data" / "pingjia.db").exists()   # the display only
+
+
+@pytest.mark.slow
+def test_after_a_clean_stop_the_stop_step_does_nothing(tmp_path):
+    config = sim_config(tmp_path)
+    done = run_out_of_service(config, SERVICE_RESULT="success", EXIT_CODE="exited")
+    assert done.returncode == 0, done.stderr
+    assert not list((tmp_path / "frames").glob("frame_*.png"))
+
+
+@pytest.mark.slow
+def test_a_run_by_hand_takes_the_secret_on_standard_input(tmp_path, notify):
+    from tests.ops.conftest import SECRET
+    config = sim_config(tmp_path)
+    (tmp_path / "secret").unlink()                 # as for a technician: root-only file
+    import os
+    env = {**os.environ, **notify.env()}
+    env.pop("CREDENTIALS_DIRECTORY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "config.cli", "--config", str(config),
+                             "terminal", "--secret-file", "-"], cwd=ROOT, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        proc.stdin.write(SECRET.decode() + "\n")
+        proc.stdin.close()
+        proc.stdin = None  # nothing more to send: communicate() must not touch it
+        notify.wait_for("READY=1")
+        assert get_status(config)["device_id"]
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err

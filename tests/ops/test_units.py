@@ -227,3 +227,38 @@ def test_systemd_analyze_security_exposure_at_most_3(tmp_path, name):
     strict = analyze("security", "--offline=true", "--no-pager", f"--threshold={int(MAX_EXPOSURE * 10)}",
                      f"./{name}", cwd=units)
     assert strict.returncode == 0, strict.stdout[-500:]
+
+
+# --- kernel modules, the out-of-service step, gpiomem ------------------------------------
+
+# The driver module behind each /proc/devices group a unit may allow. systemd resolves
+# DeviceAllow=char-GROUP when the unit starts and drops a group that is not registered
+# yet, so its module must be loaded before. Built into the Raspberry Pi kernels:
+BUILT_IN = {"char-gpiochip", "char-ttyAMA", "char-ttyS"}
+MODULE_OF = {"char-i2c": "i2c_dev", "char-spi": "spidev", "char-ttyUSB": "usbserial",
+             "char-ttyACM": "cdc_acm"}
+
+
+def test_every_device_group_has_its_module_loaded_before_the_terminal(terminal):
+    groups = {v.split()[0] for v in terminal["Service"]["DeviceAllow"] if v.startswith("char-")}
+    assert groups - BUILT_IN, "no module-backed group: check the test"
+    wants, after = set(words(terminal, "Unit", "Wants")), set(words(terminal, "Unit", "After"))
+    for group in groups - BUILT_IN:
+        assert group in MODULE_OF, f"{group}: which module registers it?"
+        unit = f"modprobe@{MODULE_OF[group]}.service"
+        assert unit in wants and unit in after, f"{group} needs {unit} in Wants= and After="
+
+
+def test_a_crash_leaves_the_out_of_service_frame(terminal):
+    """ExecStopPost= draws the frame when the service did not end cleanly, with a
+    command that exists and knows --if-failed."""
+    from config.cli import build_parser
+    post = one(terminal, "Service", "ExecStopPost").split()
+    assert post[0] == "/opt/pingjia/venv/bin/pingjia" and "--if-failed" in post
+    args = build_parser().parse_args(post[1:])
+    assert args.command == "out-of-service" and args.if_failed
+
+
+def test_classic_rpi_gpio_may_map_gpiomem(terminal):
+    allowed = {v.split()[0]: v.split()[1] for v in terminal["Service"]["DeviceAllow"]}
+    assert allowed.get("/dev/gpiomem") == "rw"

@@ -121,7 +121,8 @@ def test_cancel_makes_an_unrated_record(staffed):
     r = staffed.call("DELETE", "/v1/invitations/current")
     assert r.status_code == 200 and r.json() == {"visit_id": "c1", "state": "unrated"}
     assert staffed.call("GET", "/v1/invitations/c1").json() == {
-        "visit_id": "c1", "state": "unrated", "reason": "cancelled"}
+        "visit_id": "c1", "state": "unrated", "reason": "cancelled",
+        "unrated_reason": "cancelled"}
     [record] = staffed.records()
     assert record["kind"] == "unrated" and record["unrated_reason"] == "cancelled"
     assert_error(staffed.call("DELETE", "/v1/invitations/current"), 404, "no_open_invitation")
@@ -142,7 +143,8 @@ def test_a_new_invitation_supersedes_the_open_one(staffed):
     invite(staffed, item(1), visit_id="first")
     assert invite(staffed, item(2), visit_id="second").status_code == 201
     assert staffed.call("GET", "/v1/invitations/first").json() == {
-        "visit_id": "first", "state": "unrated", "reason": "superseded"}
+        "visit_id": "first", "state": "unrated", "reason": "superseded",
+        "unrated_reason": "superseded"}
     assert staffed.call("GET", "/v1/invitations/second").json()["state"] == "open"
 
 
@@ -384,12 +386,12 @@ VALID = json.dumps({"items": [item()]}).encode()
      "invalid_request", "items[0].x"),
     ("empty string", b'{"items": [{"project_no": "", "task_name": "x"}]}', JSON, 400,
      "invalid_request", "items[0].project_no"),
-    ("blank string", b'{"items": [{"project_no": " \\t", "task_name": "x"}]}', JSON, 400,
+    ("blank string", b'{"items": [{"project_no": "  ", "task_name": "x"}]}', JSON, 400,
      "invalid_request", "items[0].project_no"),
     ("control character", b'{"items": [{"project_no": "1", "task_name": "a\\u0007"}]}', JSON, 400,
-     "invalid_request", "items[0].task_name"),
+     "invalid_text", "items[0].task_name"),
     ("line break", b'{"items": [{"project_no": "1\\n", "task_name": "a"}]}', JSON, 400,
-     "invalid_request", "items[0].project_no"),
+     "invalid_text", "items[0].project_no"),
     ("bad visit_id", b'{"visit_id": "a/b", "items": [{"project_no": "1", "task_name": "a"}]}', JSON,
      400, "invalid_request", "visit_id"),
     ("staff name too long", json.dumps({"items": [item()], "staff": {"id": "1", "name": "王" * 31}}).encode(),

@@ -15,12 +15,19 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from config.edit import default_text
-from terminal.api import ROUTES, SPEC, load_spec
+from terminal.api import RECORD_SCHEMA, ROUTES, SPEC, load_spec
 
 from tests.terminal.conftest import start_terminal
 
 URI = "urn:test:local-api"
-REGISTRY = Registry().with_resource(URI, Resource.from_contents(SPEC, default_specification=DRAFT202012))
+REGISTRY = Registry().with_resources([
+    (URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)),
+    (RECORD_SCHEMA["$id"], Resource.from_contents(RECORD_SCHEMA, default_specification=DRAFT202012)),
+])
+
+
+def absolute(ref: str) -> str:
+    return URI + ref if ref.startswith("#") else ref
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The order a business system would call them in, so each example meets the state it needs.
 ORDER = ["sign_in", "status", "invite", "visit", "set_window", "cancel", "sign_out",
@@ -39,13 +46,13 @@ OPS = sorted(operations(), key=lambda o: ORDER.index(o[2]["operationId"]))
 
 def resolve(node):
     while isinstance(node, dict) and "$ref" in node:
-        node = REGISTRY.resolver(URI).lookup(URI + node["$ref"]).contents
+        node = REGISTRY.resolver(URI).lookup(absolute(node["$ref"])).contents
     return node
 
 
 def validator_for(schema) -> Draft202012Validator:
     if "$ref" in schema:
-        schema = {"$ref": URI + schema["$ref"]}
+        schema = {"$ref": absolute(schema["$ref"])}
     return Draft202012Validator(schema, registry=REGISTRY)
 
 

@@ -93,7 +93,7 @@ def test_cli_invite_demo_then_visit_then_cancel(running, capsys):
     assert "cancelled: visit demo-1 is closed (unrated)" in capsys.readouterr().out
     assert cli(running, "visit", "demo-1", "--json") == 0
     assert json.loads(capsys.readouterr().out) == {"visit_id": "demo-1", "state": "unrated",
-                                                   "reason": "cancelled"}
+                                                   "reason": "cancelled", "unrated_reason": "cancelled"}
 
 
 def test_cli_invite_a_batch_with_named_staff(running, capsys):

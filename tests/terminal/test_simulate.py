@@ -19,6 +19,7 @@ import requests
 from agent.receiver.db import ReceiverDB
 
 TOKEN = "sim-test-token-0123456789abcdef"
+ROOT_DIR = Path(__file__).resolve().parents[2]
 PINGJIA = shutil.which("pingjia", path=str(Path(sys.executable).parent))
 COMMAND = [PINGJIA] if PINGJIA else [sys.executable, "-m", "config.cli"]
 
@@ -180,6 +181,7 @@ def test_kiosk_keys_drive_the_simulated_reader_through_the_whole_loop(tmp_path, 
 
     sim.keys("c")                       # the sample resident card: three businesses found
     sim.wait_status(state("choosing"), "the business list")
+    sim.wait_line("业务列表: 键5 上移  键4 下移  键3 选择  键2 退出  键1 确定")
     sim.keys("3")                       # the middle button takes the first business
     sim.wait_status(state("invited"), "the rating screen")
     sim.keys("4")
@@ -214,3 +216,324 @@ def test_kiosk_keys_drive_the_simulated_reader_through_the_whole_loop(tmp_path, 
     output = "\n".join(sim.lines) + sim.stderr_path.read_text(errors="replace")
     assert "11010519491231002X" not in output and "张三" not in output
     assert "Traceback" not in output
+
+
+# --- as a newcomer meets it: a terminal, a small window, the messages ----------------------
+
+class PtySim:
+    """`pingjia simulate` with a pseudo-terminal as its terminal, as a person (or an
+    `expect` script) starts it: keys go in without Enter, the screen comes out."""
+
+    def __init__(self, tmp_path: Path, *extra: str, size=(45, 140)):
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.data = tmp_path / "data"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.master, self.slave = pty.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        self.line_mode = termios.tcgetattr(self.slave)
+        self.proc = subprocess.Popen(
+            [*COMMAND, "simulate", "--data-dir", str(self.data), "--port", str(self.port),
+             "--token", TOKEN, *extra],
+            stdin=self.slave, stdout=self.slave, stderr=subprocess.PIPE, cwd=tmp_path,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.output = b""
+        self.wait_for(lambda: self._api_up(), "the local API", timeout=30)
+
+    def _api_up(self) -> bool:
+        try:
+            return self.call("GET", "/v1/status").status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def read(self, seconds: float = 0.2) -> str:
+        import select
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            ready, _, _ = select.select([self.master], [], [], max(0.0, left))
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536)
+                except OSError:
+                    break
+            elif left <= 0:
+                break
+        return self.output.decode("utf-8", "replace")
+
+    def wait_for(self, predicate, what: str, timeout: float = 10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.read(0.1)
+            value = predicate()
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                break
+        raise AssertionError(f"timed out waiting for {what}; screen: {self.read(0)[-2000:]!r}; "
+                             f"stderr: {self.proc.stderr.read() if self.proc.poll() is not None else ''}")
+
+    def wait_text(self, text: str, timeout: float = 10.0) -> None:
+        self.wait_for(lambda: text in self.read(0), repr(text), timeout)
+
+    def keys(self, text: str) -> None:
+        os.write(self.master, text.encode("utf-8"))
+
+    def call(self, method: str, path: str, json=None) -> requests.Response:
+        return requests.request(method, self.url + path, json=json, timeout=10,
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+
+    def rows(self) -> dict[int, str]:
+        """The last text written at each screen row (the console addresses every row)."""
+        import re
+        out = {}
+        for row, text in re.findall(r"\x1b\[(\d+);1H([^\x1b]*)", self.read(0)):
+            out[int(row)] = text
+        return out
+
+    def resize(self, rows: int, cols: int) -> None:
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc.send_signal(signal.SIGWINCH)
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM, as systemd or a test harness stops it; (exit code, stderr)."""
+        if self.proc.stderr.closed:
+            return self.proc.returncode, ""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.read(0.2)
+        err = self.proc.stderr.read().decode("utf-8", "replace")
+        self.proc.stderr.close()
+        return code, err
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def ptys():
+    started: list[PtySim] = []
+    yield started
+    for sim in started:
+        sim.stop()
+        sim.close()
+
+
+def _cbreak(attrs) -> bool:
+    import termios
+    return not attrs[3] & termios.ICANON and not attrs[3] & termios.ECHO
+
+
+def test_headless_on_a_terminal_takes_single_keys_and_gives_the_terminal_back(tmp_path, ptys):
+    import termios
+    sim = PtySim(tmp_path, "--headless", "--no-sync")
+    ptys.append(sim)
+    assert not _cbreak(sim.line_mode)
+    sim.wait_text("ready:")
+    assert _cbreak(termios.tcgetattr(sim.slave)), "the terminal is still in line mode"
+    r = sim.call("POST", "/v1/invitations", {"visit_id": "pty-1", "items": [
+        {"project_no": "330106202612010101", "task_name": "户籍迁入"}]})
+    assert r.status_code == 201, r.text
+    sim.keys("4")                                   # no Enter
+    sim.wait_text("stored #1 level 4")
+    assert sim.call("GET", "/v1/invitations/pty-1").json()["level"] == 4
+    code, err = sim.stop()
+    assert code == 0 and "Traceback" not in err, err
+    after = termios.tcgetattr(sim.slave)
+    assert after[3] == sim.line_mode[3], "the terminal was not given back in line mode"
+
+
+def test_the_console_panel_says_when_the_window_is_too_small(tmp_path, ptys):
+    sim = PtySim(tmp_path, "--no-sync", size=(24, 80))
+    ptys.append(sim)
+    sim.wait_for(lambda: 1 in sim.rows(), "the first frame")
+    assert "window 80x24 is too small for the panel: make it 130x40" in sim.rows()[1]
+    sim.resize(45, 140)
+    sim.wait_for(lambda: sim.rows()[1].startswith("┌──"), "the redraw after the resize")
+
+
+def test_the_console_keeps_messages_and_key_help_under_the_panel_and_logs_to_a_file(tmp_path, ptys):
+    sim = PtySim(tmp_path, "--no-sync")
+    ptys.append(sim)
+    sim.wait_for(lambda: "ready:" in sim.rows().get(40, ""), "the ready line")
+    rows = sim.rows()
+    assert "1-5 评价" in rows[35]                              # the key line, under the frame
+    under = "\n".join(rows[r] for r in range(36, 41))
+    log = str(sim.data / "simulate.log")
+    assert f"log file {log}" in under and "staff " in under
+    sim.keys("n")
+    sim.wait_for(lambda: open_state(sim) == "invited", "the invitation")
+    sim.keys("n")                                              # a new one: the first is superseded
+    sim.wait_for(lambda: "stored as unrated (superseded)" in "".join(sim.rows().values()),
+                 "the superseded notice")
+    sim.keys("2")                                              # a bad rating: the reason list
+    sim.wait_for(lambda: sim.rows().get(35, "").startswith("原因页"), "the reason keys")
+    assert sim.rows()[35].split(": ", 1)[1] == "键5 上移  键4 下移  键3 选择  键2 返回  键1 提交"
+    sim.keys("3")                                              # key 3 ticks the first reason
+    sim.keys("1")                                              # key 1 submits
+    sim.wait_for(lambda: " level 2 " in "".join(sim.rows().values()), "the stored rating")
+    assert "1-5 评价" in sim.rows()[35]
+    code, err = sim.stop()
+    assert code == 0 and err == "", err
+    screen = sim.read(0)
+    assert " INFO " not in screen and " WARNING " not in screen   # no log lines on the screen
+    text = Path(log).read_text(encoding="utf-8")
+    assert "local API on 127.0.0.1" in text and "kind=rating level=2" in text
+
+
+def open_state(sim) -> str:
+    return sim.call("GET", "/v1/status").json()["state"]
+
+
+def test_other_displays_print_the_messages_and_keys_plainly_without_pygame(tmp_path):
+    """`--display capture` in a plain install: PNG frames need neither pygame nor
+    luma.emulator (both made unimportable here), and the messages reach stdout."""
+    frames = tmp_path / "frames"
+    port = free_port()
+    code = ("import sys; sys.modules['pygame'] = sys.modules['luma.emulator'] = None; "
+            "from config.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "simulate", "--display", "capture", "--frames", str(frames),
+         "--no-sync", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--token", TOKEN],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT_DIR,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = []
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not any("ready:" in x for x in lines):
+            line = proc.stdout.readline().decode("utf-8")
+            if not line:
+                break
+            lines.append(line)
+        assert any(f"local API http://127.0.0.1:{port} token {TOKEN}" in x for x in lines), lines
+        assert any("ready: 键 1-5 评价" in x for x in lines), lines
+        proc.stdin.write(b"n")
+        proc.stdin.flush()
+        end = time.monotonic() + 10
+        while time.monotonic() < end and len(list(frames.glob("frame_*.png"))) < 2:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert len(list(frames.glob("frame_*.png"))) >= 2
+    assert b"pygame" not in out + err and b"Traceback" not in err
+
+
+def test_a_missing_pygame_is_one_line_saying_what_to_install(tmp_path):
+    code = ("import sys; sys.modules['pygame'] = sys.modules['luma.emulator'] = None; "
+            "from config.cli import main; sys.exit(main(sys.argv[1:]))")
+    out = subprocess.run([sys.executable, "-c", code, "simulate", "--display", "pygame",
+                          "--no-sync", "--data-dir", str(tmp_path), "--port", str(free_port())],
+                         cwd=ROOT_DIR, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL,
+                         env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "pip install 'pingjia[sim]'" in out.stderr, out.stderr
+
+
+def test_start_up_failures_are_one_line_with_what_to_do(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for extra, option in ((["--port", str(port), "--no-sync"], "--port"),
+                              (["--port", str(free_port()), "--receiver-port", str(port)],
+                               "--receiver-port")):
+            out = subprocess.run([*COMMAND, "simulate", "--headless", "--data-dir",
+                                  str(tmp_path / "data"), *extra], cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL)
+            assert out.returncode == 1
+            assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
+            assert f"port {port} is in use" in out.stderr and option in out.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    out = subprocess.run([*COMMAND, "simulate", "--headless", "--data-dir", str(blocked / "d")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert "--data-dir" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_config_is_taken_after_the_subcommand_too(tmp_path, sims):
+    config = tmp_path / "pingjia.toml"
+    config.write_text('[site]\nwindow_no = "42"\n', encoding="utf-8")
+    sim = Sim(tmp_path, "--no-sync", "--config", str(config))
+    sims.append(sim)
+    assert sim.status()["window_no"] == "42"
+
+
+def test_invite_says_which_invitation_it_superseded(tmp_path, sims):
+    sim = Sim(tmp_path, "--no-sync")
+    sims.append(sim)
+    first = sim.call("POST", "/v1/invitations", {"visit_id": "first", "items": [
+        {"project_no": "330106202612010201", "task_name": "户籍迁入"}]})
+    assert first.status_code == 201 and "superseded" not in first.json()
+    out = subprocess.run([*COMMAND, "invite", "--port", str(sim.port), "--token", TOKEN,
+                          "--item", "330106202612010202:居住证办理"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "previous invitation first stored as unrated (superseded)" in out.stdout
+    sim.wait_line("stored #1 unrated (superseded)")
+    assert sim.call("GET", "/v1/invitations/first").json()["state"] == "unrated"
+    second = sim.status()["open_visit"]["visit_id"]
+    sim.keys("2")                       # a bad rating: its reasons are being chosen
+    sim.wait_line("原因页: 键5 上移  键4 下移  键3 选择  键2 返回  键1 提交")
+    third = sim.call("POST", "/v1/invitations", {"visit_id": "third", "items": [
+        {"project_no": "330106202612010203", "task_name": "户籍迁入"}]})
+    assert third.json()["superseded"] == {"visit_id": second, "state": "rated"}
+    sim.wait_line("stored #2 level 2")  # the rating given is kept
+
+
+def test_a_joint_demo_case_never_holds_the_same_business_twice():
+    import random
+    from terminal.catalogue import sample_businesses
+    for seed in range(300):
+        items = sample_businesses(random.Random(seed), 2)
+        assert len({b.task_name for b in items}) == 2 and len({b.project_no for b in items}) == 2
+
+
+BACKGROUND = """
+import os, subprocess, sys, time
+master, slave = os.openpty()
+os.close(os.open(os.ttyname(slave), os.O_RDWR))   # a session leader: this becomes its terminal
+sim = subprocess.Popen(sys.argv[1:], stdin=slave, stdout=subprocess.PIPE, process_group=0)
+line = b""
+while b"ready:" not in line:
+    line = sim.stdout.readline()
+    if not line:
+        break
+time.sleep(1)
+state = open(f"/proc/{sim.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+sim.terminate()
+print(state, sim.wait(timeout=20), line.decode().strip())
+"""
+
+
+def test_started_in_the_background_it_leaves_the_terminal_alone(tmp_path):
+    """`pingjia simulate --headless ... &` from a shell: not stopped by SIGTTOU/SIGTTIN."""
+    out = subprocess.run([sys.executable, "-c", BACKGROUND, *COMMAND, "simulate", "--headless",
+                          "--no-sync", "--data-dir", str(tmp_path / "data"), "--port",
+                          str(free_port())], capture_output=True, text=True, timeout=90,
+                         start_new_session=True)
+    state, code, ready = out.stdout.split(" ", 2)
+    assert state in "SR" and code == "0", out.stdout + out.stderr   # T would be stopped
+    assert ready.startswith("[pingjia] ready:")

@@ -106,6 +106,7 @@ def test_a_deleted_or_edited_row_is_detectable(tmp_path):
     row = db.execute("SELECT json FROM records WHERE seq = 3").fetchone()[0]
     edited = json.loads(row)
     edited["level"], edited["score"] = 5, 10
+    db.execute("DROP TRIGGER records_no_update")  # the store put it back at start
     db.execute("UPDATE records SET json = ? WHERE seq = 3", [json.dumps(edited)])
     db.commit()
     with open_store(tmp_path) as s:
@@ -247,3 +248,40 @@ def test_stored_records_match_the_published_json_schema(tmp_path):
         validator.validate(dict(stored[0], rater_name="张三"))
     with pytest.raises(jsonschema.ValidationError):
         validator.validate(dict(stored[-1], level=5))
+
+
+def test_a_dropped_index_is_restored_and_a_lost_records_table_refuses_to_start(tmp_path):
+    open_store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("DROP INDEX idx_records_project_no")   # 一次一评 would go slow, and unchecked
+    db.execute("DROP TABLE corrections")
+    db.commit()
+    with open_store(tmp_path) as s:
+        assert sorted(s.restored) == ["index idx_records_project_no", "table corrections"]
+        assert s.db.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                            "'idx_records_project_no'").fetchone()[0] == 1
+    with open_store(tmp_path) as s:
+        assert s.restored == []   # nothing more to do
+    db.execute("DROP TABLE delivery")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="lost its table"):
+        open_store(tmp_path)
+
+
+def test_an_open_visit_is_committed_with_what_it_supersedes_and_ends_with_its_records(tmp_path):
+    with open_store(tmp_path) as s:
+        first = [dict(d, visit_id="a") for d in drafts(1)]
+        s.commit((), [dict(first[0], kind="unrated", unrated_reason="interrupted", level=None,
+                           score=None, rated_at=None)])
+        assert s.open_visit_ids() == ["a"]
+        second = [dict(d, visit_id="b", kind="unrated", unrated_reason="interrupted", level=None,
+                       score=None, rated_at=None) for d in drafts(1)]
+        [sealed] = s.commit(first, second)   # a's rating, and b opened, in one transaction
+        assert sealed["visit_id"] == "a" and s.open_visit_ids() == ["b"]
+        left = s.interrupted()
+        assert [d["visit_id"] for d in left] == ["b"] and left[0]["boot_id"] == "boot-1"
+        bad = [dict(second[0], visit_id="c", task_name="x\udfff")]
+        with pytest.raises(StorageError, match="cannot be stored"):
+            s.commit(s.interrupted(), bad)
+        assert s.open_visit_ids() == ["b"] and s.count() == 1   # all or nothing

@@ -1,0 +1,1 @@
+"""A fake RPi package; its GPIO module records each line's direction and level."""
