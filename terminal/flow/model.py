@@ -215,7 +215,8 @@ class State:
 class Invite:
     """An invitation. The shell fills in what the store knows (`stored_kind`: kind of a
     stored record of this visit; `stored_rated`: project_nos among the items already
-    rated; `stored_follow_ups`: those rated twice) on the event thread, so that 一次一评 is checked atomically with the step."""
+    rated; `stored_follow_ups`: those rated twice) on the event thread, so that 一次一评
+    is checked atomically with the step."""
     visit_id: str
     items: tuple[Business, ...]
     staff: Optional[Staff] = None

@@ -236,7 +236,7 @@ def test_systemd_analyze_security_exposure_at_most_3(tmp_path, name):
 # yet, so its module must be loaded before. Built into the Raspberry Pi kernels:
 BUILT_IN = {"char-gpiochip", "char-ttyAMA", "char-ttyS"}
 MODULE_OF = {"char-i2c": "i2c_dev", "char-spi": "spidev", "char-ttyUSB": "usbserial",
-             "char-ttyACM": "cdc_acm"}
+             "char-ttyACM": "cdc_acm", "char-alsa": "snd"}
 
 
 def test_every_device_group_has_its_module_loaded_before_the_terminal(terminal):

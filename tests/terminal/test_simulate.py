@@ -308,8 +308,13 @@ class PtySim:
             return self.proc.returncode, ""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + 20
         try:
-            code = self.proc.wait(timeout=20)
+            # read on while it stops, as a terminal window does: its last frames (the
+            # out-of-service one) must not wait on a full pseudo-terminal buffer
+            while self.proc.poll() is None and time.monotonic() < end:
+                self.read(0.1)
+            code = self.proc.wait(timeout=1)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
