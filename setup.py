@@ -15,7 +15,7 @@ setup(
     include_package_data=True,
     package_data={
         "config": ["*.toml"],
-        "terminal": ["*.json"],
+        "terminal": ["*.json", "web/*.js"],
         "agent": ["*.json"],
         "drivers": ["sound_clips/*.wav"],
     },
@@ -33,8 +33,10 @@ setup(
     ],
     extras_require={
         "sim": ["luma.emulator>=1.5"],
+        # playwright drives the system's Chromium (Debian package chromium, scripts/dev.sh)
         "test": ["pytest>=7.4", "hypothesis>=6.130.12", "schemathesis>=4.0,<5",
-                 "luma.emulator>=1.5", "zxing-cpp>=2.2"],
+                 "luma.emulator>=1.5", "playwright>=1.40",
+                 "zxing-cpp>=2.2"],
     },
     entry_points={"console_scripts": ["pingjia = config.cli:main"]},
     classifiers=[

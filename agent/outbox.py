@@ -15,8 +15,6 @@ from typing import Iterable, NamedTuple, Optional
 from terminal import store
 
 
-CACHE_KIB = 512  # the agent reads each record once: a small page cache keeps it small
-
 
 class Row(NamedTuple):
     seq: int
@@ -47,7 +45,8 @@ class Outbox:
                                      f"first start (check device.data_dir)")
         try:
             self.conn = store.open_connection(path)
-            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            # the agent reads each record once: a small page cache keeps it small
+            self.conn.execute(f"PRAGMA cache_size = -{store.CACHE_KIB}")
             # The agent's own commits need not wait for the disk: a mark lost to a power
             # cut only means the batch goes again and is answered `duplicate`. Per
             # connection: the terminal's appends stay synchronous=FULL, and their fsync

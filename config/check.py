@@ -13,6 +13,7 @@ import http.client
 import json
 import re
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -56,6 +57,7 @@ def check_text(text: str, source: str, probe: Optional[str] = None) -> Checked:
     settings = schema.loads(text, source)
     tag_lists.for_settings(settings)
     token, warnings = api_token(settings.api, source, text)
+    api_tls(settings.api, source, text)
     if probe is not None:
         found = port_problem(settings, token, probe, source, text)
         if found is not None:
@@ -101,6 +103,33 @@ def api_token(api, source: str = "settings", text: Optional[str] = None) -> tupl
         warnings.append(problem(key, f"the token is short ({len(token)} characters); "
                                      f"use {TOKEN_GOOD} or more ({TOKEN_HINT})"))
     return token, warnings
+
+
+def api_tls(api, source: str = "settings", text: Optional[str] = None) -> Optional[ssl.SSLContext]:
+    """The server's TLS context from `api.tls_cert` and `api.tls_key` (TLS 1.2 or later),
+    None when both are empty; ConfigError naming the key when the API could not serve."""
+    def problem(key: str, message: str) -> ConfigError:
+        return ConfigError([Problem(source, locate_key(text, key), key, message)])
+
+    if not api.tls_cert and not api.tls_key:
+        return None
+    if not api.tls_cert or not api.tls_key:
+        missing = "api.tls_key" if api.tls_cert else "api.tls_cert"
+        raise problem(missing, "HTTPS needs both api.tls_cert and api.tls_key (PEM files)")
+    for key, path in (("api.tls_cert", api.tls_cert), ("api.tls_key", api.tls_key)):
+        if not Path(path).is_file():
+            raise problem(key, f"{path} is not a file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(api.tls_cert, api.tls_key)
+    except PermissionError as exc:
+        raise problem("api.tls_key", f"cannot read {exc.filename or api.tls_key}: permission "
+                                     "denied (the service user must read it)") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise problem("api.tls_cert", f"{api.tls_cert} and {api.tls_key} are not a PEM "
+                                      f"certificate and its private key ({getattr(exc, 'reason', None) or exc})") from None
+    return context
 
 
 def port_problem(settings, token: str, probe: str, source: str,

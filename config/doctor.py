@@ -21,6 +21,7 @@ not run.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import grp
 import json
@@ -77,7 +78,7 @@ class Doctor:
         self.checks.append(Check(name, status, detail, fix))
 
     def run(self) -> list[Check]:
-        for check in (self.check_settings, self.check_secret, self.check_user, self.check_groups,
+        for check in (self.check_settings, self.check_browsers, self.check_secret, self.check_user, self.check_groups,
                       self.check_gpio, self.check_display_bus, self.check_modules,
                       self.check_spi_pins, self.check_i2c_speed, self.check_reader, self.check_fonts, self.check_disk, self.check_database,
                       self.check_clock, self.check_power, self.check_services):
@@ -126,6 +127,29 @@ class Doctor:
             return
         self.add("settings", "ok", f"{path} is valid ({s.device.mode} mode, window "
                  f"{s.site.window_no}, device {s.device.id})")
+
+    def check_browsers(self) -> None:
+        """Browser-based business systems: the origins allowed (the schema has refused a
+        malformed one already, under "settings") and HTTPS, whose files must load."""
+        from config.check import api_tls
+
+        api = self.settings.api
+        origins = ", ".join(api.allow_origins) or "none (no browser page may call the API)"
+        if not api.tls_cert and not api.tls_key:
+            self.add("browsers", "ok", f"local API over HTTP; browser origins allowed: {origins}")
+            return
+        files = dataclasses.replace(api, tls_cert=str(self.under(api.tls_cert)) if api.tls_cert else "",
+                                    tls_key=str(self.under(api.tls_key)) if api.tls_key else "")
+        try:
+            api_tls(files, str(self.config_path))
+        except ConfigError as exc:
+            self.add("browsers", "fail", f"HTTPS cannot start: {exc.problems[0].key}: "
+                     f"{exc.problems[0].message}", "put the device's certificate (signed by the "
+                     "hall CA) and its key where api.tls_cert and api.tls_key say, readable by "
+                     f"the service user (docs/install.md, HTTPS)")
+            return
+        self.add("browsers", "ok", f"local API over HTTPS ({api.tls_cert}); browser origins "
+                 f"allowed: {origins}")
 
     def _token_problem(self, s) -> str:
         if s.api.token.strip():

@@ -39,6 +39,9 @@ def add_terminal_options(parser) -> None:
                    help="local API token (default: api.token or api.token_file, env PINGJIA_TOKEN)")
     g.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
                    help="seconds to wait for the terminal's answer (default 5)")
+    g.add_argument("--cacert", default=argparse.SUPPRESS, metavar="FILE",
+                   help="HTTPS: the hall CA's certificate that signed the terminal's "
+                        "(env PINGJIA_CACERT; HTTPS also when the settings set api.tls_cert)")
 
 
 def add_json_option(parser) -> None:
@@ -68,16 +71,16 @@ def db_path(args, settings) -> Path:
 def client(args, settings):
     """A LocalClient for the terminal these settings describe; ConfigError without a token."""
     from terminal.api import load_token
-    from terminal.client import LocalClient
+    from terminal.client import LocalClient, base_url, cacert_of
 
     token = getattr(args, "token", None) or os.environ.get("PINGJIA_TOKEN", "").strip()
     if not token:
         token = load_token(settings.api)
     port = getattr(args, "port", None) or _env_port() or settings.api.port
     host = getattr(args, "host", None) or _host(settings.api.bind)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return LocalClient(f"http://{host}:{port}", token, timeout=getattr(args, "timeout", 5))
+    cacert = cacert_of(args)
+    return LocalClient(base_url(host, port, bool(cacert or settings.api.tls_cert)), token,
+                       timeout=getattr(args, "timeout", 5), cacert=cacert)
 
 
 def _host(bind: str) -> str:

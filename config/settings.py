@@ -119,6 +119,20 @@ def _card_types(value):
     return None
 
 
+# scheme://host[:port], as a browser sends it in Origin: no path, no wildcard
+_ORIGIN = re.compile(r"(https?)://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:[0-9]{1,5})?")
+
+
+def _origins(value):
+    for origin in value:
+        m = _ORIGIN.fullmatch(origin)
+        if not m or (m.group(4) and not 1 <= int(m.group(4)[1:]) <= 65535):
+            return (f"{origin!r} is not an origin: scheme, host and optional port in lower "
+                    "case, e.g. \"https://ywxt.example.gov.cn\" or \"http://10.1.2.3:8080\" "
+                    "(no path, no trailing /, no *)")
+    return None
+
+
 HARDWARE_DISPLAYS = ("ssd1306", "sh1106", "ssd1309", "ssd1322", "ssd1325")
 # luma.core.interface.serial.spi only takes these bus speeds
 SPI_SPEEDS_HZ = (500_000, 1_000_000, 2_000_000, 4_000_000, 8_000_000, 16_000_000, 20_000_000,
@@ -214,6 +228,14 @@ class ApiSettings:
     token: str = setting("", "bearer token of the local API (or token_file)", max_len(256))
     token_file: str = setting("", "file holding the bearer token")
     max_body_bytes: int = setting(65536, "largest request body accepted", int_range(1024, 1 << 20))
+    allow_origins: list = setting([], "origins of browser-based business systems allowed to call "
+                                      "the API (CORS), e.g. [\"https://ywxt.example.gov.cn\"]; "
+                                      "empty: no browser page may", _origins)
+    max_streams: int = setting(8, "event streams and long polls (?wait=) open at once; beyond "
+                                  "this a new one gets 503", int_range(1, 16))
+    tls_cert: str = setting("", "PEM certificate (chain) file: with tls_key the API speaks "
+                                "HTTPS only")
+    tls_key: str = setting("", "PEM private key file of tls_cert")
 
 
 @dataclass(frozen=True)

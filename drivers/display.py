@@ -8,7 +8,8 @@ frame) and `gifanim` (one GIF at close) into `output_dir` (drivers/framefiles.py
 
 The Pi's I2C bus runs at 100 kHz by default: about 10 full 128x64 frames a second. Set
 `dtparam=i2c_arm=on,i2c_arm_baudrate=400000` in /boot/firmware/config.txt for about 40.
-Either way, redraw on change: `Display.show` skips a frame equal to the last one.
+Either way, redraw on change: `Display.show` skips a frame equal to the last one, and
+the panel is sent only the part of a frame that changed (drivers/panels.py).
 
 A hardware panel that does not answer does not stop the terminal: `open_display(...,
 absent_ok=True)` gives a `Display` without a panel that reports the fault in `health()`
@@ -132,6 +133,13 @@ class Display:
         if self._clock() < self._next_try:
             return False
         return self._send(self._wanted, self._wanted.tobytes())
+
+    def retry_in(self) -> float | None:
+        """Seconds until `retry` has something to do (0: now), or None when the panel
+        shows what it should: the event loop sleeps until then."""
+        if self._closed or self._wanted is None or self._last is not None:
+            return None
+        return max(0.0, self._next_try - self._clock())
 
     def _send(self, frame: Image.Image, data: bytes) -> bool:
         if self._stale and not self._start_panel():
@@ -301,7 +309,7 @@ class _HardwarePanel:
         self.gpio = None  # RPi.GPIO, for an SPI panel's DC/RST lines
 
     def __call__(self):
-        import luma.oled.device as oled
+        from drivers.panels import device_class
 
         s = self.settings
         try:
@@ -311,11 +319,11 @@ class _HardwarePanel:
             # not answer fails here, before luma builds a device object, which would
             # register an atexit hook per attempt while a panel stays away for hours.
             self.serial.command(DISPLAY_OFF)
-            kwargs = {}
+            # (a class that sends the panel only what changed: drivers/panels.py)
+            make, kwargs = device_class(s.driver)
             if s.driver in GREYSCALE:
                 kwargs["mode"] = "RGB"  # greyscale, so antialiased text stays smooth
-            device = getattr(oled, s.driver)(self.serial, width=s.width, height=s.height,
-                                             rotate=s.rotate, **kwargs)
+            device = make(self.serial, width=s.width, height=s.height, rotate=s.rotate, **kwargs)
             device.contrast(s.contrast)
             return device
         except DisplayError:

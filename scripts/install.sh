@@ -14,7 +14,9 @@
 #   libraries the archive lacks (one line says which came from where), and
 #   /usr/local/bin/pingjia; /etc/pingjia/pingjia.toml from config/pingjia.toml (only when
 #   absent: never overwritten); a local API token and a device secret (only when
-#   absent); the systemd units, enabled; I2C and SPI switched on with the I2C bus at
+#   absent; HTTPS for browsers: put the device's certificate from the hall CA and its key
+#   in /etc/pingjia/tls/ and set api.tls_cert / api.tls_key, docs/install.md); the
+#   systemd units, enabled; I2C and SPI switched on with the I2C bus at
 #   400 kHz; the udev name /dev/pingjia-reader (and /dev/idcard) for the ID-card reader.
 #   Then advice on sparing the SD card.
 #

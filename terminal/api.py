@@ -1,9 +1,10 @@
 """The local API: the window business system or kiosk app drives the terminal over the LAN.
 
 stdlib `ThreadingHTTPServer`; each request turns into a flow event (`Terminal.request`)
-or a read of the flow's snapshot and the store. The contract is `terminal/openapi.json`:
-request bodies are validated against its schemas, so the document and the server cannot
-drift apart.
+or a read of the flow's snapshot and the store. The contract is `terminal/openapi.json`
+(terminal/contract.py holds it for the server). Browser-based business systems call it
+directly: CORS for the allowed origins, long polls and an event stream of outcomes
+(terminal/hub.py), optional HTTPS, and the device's own client, /pingjia.js.
 
 Nothing a client sends may stop ratings: the flow runs on its own thread and only sees
 well-formed events; every failure here becomes a JSON answer, and a slow or greedy
@@ -21,21 +22,23 @@ import sqlite3
 import threading
 import time
 import uuid
-from importlib import resources
 from typing import Callable, Optional
-
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from urllib.parse import parse_qs
 
 from config import check as settings_check
 from config.errors import ConfigError, Problem
+from terminal import events as flow_events
 from terminal import flow
 from terminal import http as jsonhttp
+from terminal.contract import (RECORD_SCHEMA, SPEC, bundled_spec, describe,  # noqa: F401 (re-exported)
+                               load_spec, schema_problem, validator)
+from terminal.cors import Cors
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
 from terminal.http import (BODY_DEADLINE_S, CLIENT_TIMEOUT_S, HEAD_DEADLINE_S, MAX_CONNECTIONS,
                            MAX_PER_ADDRESS, ApiFailure, HttpServer, JsonHandler, loggable,
                            path_pattern)
+from terminal.hub import Hub
+from terminal.streams import KEEPALIVE_S, StreamAnswers
 from terminal.service import REPLY_TIMEOUT_S, FlowBusy
 from terminal.store import Reader, StorageError
 from terminal.technician import Refused, Technician
@@ -43,117 +46,7 @@ from terminal.technician import Refused, Technician
 log = logging.getLogger("pingjia.api")
 
 SAVING_GRACE_S = 2.0        # how long a read waits for a commit under way
-_SPEC_URI = "urn:pingjia:local-api"
-
-
-# --- the contract --------------------------------------------------------------------
-
-def _load(name: str) -> dict:
-    with resources.files("terminal").joinpath(name).open(encoding="utf-8") as f:
-        return json.load(f)
-
-
-def load_spec() -> dict:
-    return _load("openapi.json")
-
-
-SPEC = load_spec()
-# The fields that become record fields take their limits from the record contract, by
-# $ref to its $id: one place, so that what the API accepts the centre accepts.
-RECORD_SCHEMA = _load("record.schema.json")
-_REGISTRY = Registry().with_resources([
-    (_SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)),
-    (RECORD_SCHEMA["$id"], Resource.from_contents(RECORD_SCHEMA, default_specification=DRAFT202012)),
-])
-
-
-def bundled_spec(doc: Optional[dict] = None) -> dict:
-    """`doc` (default: this API's document; the central API's refers to the record schema
-    the same way) with its references into the record schema written out in place
-    (`allOf` keeps the local keywords beside them), for tools that resolve only local
-    references: OpenAPI fuzzers, schema-driven generators."""
-    record_id = RECORD_SCHEMA["$id"]
-
-    def inline(node):
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if not (isinstance(ref, str) and ref.split("#", 1)[0] == record_id):
-                return {k: inline(v) for k, v in node.items()}
-            out = {k: inline(v) for k, v in node.items() if k != "$ref"}
-            target = _REGISTRY.resolver().lookup(ref).contents
-            target = {k: v for k, v in target.items() if k not in ("$id", "$schema")}
-            out["allOf"] = [inline(target)] + out.get("allOf", [])
-            return out
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return inline(SPEC if doc is None else doc)
-
-
-def validator(schema_name: str) -> Draft202012Validator:
-    """A validator for one schema of the document, with its $refs resolved inside it."""
-    return Draft202012Validator({"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"},
-                                registry=_REGISTRY)
-
-
-def _field(path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def describe(error) -> tuple[str, str]:
-    """(field, why) of a jsonschema error, in words an integrator acts on."""
-    where = _field(error.absolute_path)
-    kind, value, instance = error.validator, error.validator_value, error.instance
-    if kind == "required":
-        missing = [k for k in value if k not in instance]
-        name = missing[0] if missing else "?"
-        return (f"{where}.{name}" if where else name), "is required"
-    if kind == "additionalProperties":
-        extra = sorted(set(instance) - set(error.schema.get("properties", {})))
-        name = extra[0] if extra else "?"
-        return (f"{where}.{name}" if where else name), "is not a known field"
-    if kind == "type":
-        return where, f"must be of type {value if isinstance(value, str) else ' or '.join(value)}"
-    if kind == "maxLength":
-        return where, f"must be at most {value} characters"
-    if kind == "minLength" or (kind == "pattern" and value == "\\S"):
-        return where, "must not be empty or blank"
-    if kind == "not":
-        inner = value.get("pattern", "") if isinstance(value, dict) else ""
-        if inner.startswith("[^"):  # a whitelist written as "no character outside [...]"
-            return where, f"may only contain the characters {inner[2:-1]}"
-        if inner:
-            return where, "must not contain control characters or line breaks"
-        return where, f"{json.dumps(instance, ensure_ascii=False)} is reserved"
-    if kind == "minItems":
-        return where, f"needs at least {value} {'entry' if value == 1 else 'entries'}"
-    if kind == "maxItems":
-        return where, f"takes at most {value} entries"
-    if kind in ("enum", "const"):
-        choices = value if kind == "enum" else [value]
-        return where, "must be one of " + ", ".join(json.dumps(c, ensure_ascii=False) for c in choices)
-    if kind == "pattern":  # not the value: it may be an ID number (the kiosk lookup)
-        return where, f"must match the pattern {value}"
-    return where, error.message[:200]
-
-
-def schema_problem(v: Draft202012Validator, body) -> Optional[tuple[str, str]]:
-    """The first problem of `body` (shallowest field first), or None when valid."""
-    errors = sorted(v.iter_errors(body), key=lambda e: (len(e.absolute_path), _field(e.absolute_path)))
-    if not errors:
-        return None
-    # A value of the wrong type also fails the keywords that only apply to its type; the
-    # type is what the caller needs to hear about.
-    first = errors[0]
-    for e in errors:
-        if e.absolute_path == first.absolute_path and e.validator == "type":
-            first = e
-            break
-    return describe(first)
+MAX_WAIT_S = 60             # GET /v1/invitations/{visit_id}?wait=S: 1 <= S <= this
 
 
 # --- the token -------------------------------------------------------------------------
@@ -173,8 +66,10 @@ class Operations:
     """What each call does, apart from HTTP: takes parsed input, returns (status, body)."""
 
     def __init__(self, terminal, db_path, status: Optional[Callable[[], dict]] = None,
-                 reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None):
+                 reply_timeout: float = REPLY_TIMEOUT_S, technician: Optional[Technician] = None,
+                 hub: Optional[Hub] = None):
         self.terminal = terminal
+        self.hub = hub or Hub(max_open=8)
         self.db_path = db_path
         self.extra_status = status
         self.reply_timeout = reply_timeout
@@ -207,7 +102,31 @@ class Operations:
         follow_up = body.get("follow_up", False)
         return self._ask(lambda rid: Invite(visit_id, items, staff, rid, follow_up=follow_up))
 
-    def visit(self, visit_id: str):
+    def visit(self, visit_id: str, wait_s: Optional[int] = None):
+        """The visit's state; with `wait_s`, not before it is no longer open or that many
+        seconds have passed (a long poll)."""
+        if wait_s is None:
+            return self._visit_now(visit_id)
+        self.enter_stream()
+        try:
+            end = time.monotonic() + wait_s
+            while True:
+                seen = self.hub.last_id  # before the read: an outcome after it wakes the wait
+                status, answer = self._visit_now(visit_id)
+                left = end - time.monotonic()
+                if answer["state"] != "open" or left <= 0:
+                    return status, answer
+                self.hub.wait_after(seen, left)
+        finally:
+            self.hub.leave()
+
+    def enter_stream(self) -> None:
+        if not self.hub.enter():
+            raise ApiFailure(503, "too_many_streams", f"{self.hub.max_open} event streams and "
+                             "long polls are open (api.max_streams); retry later",
+                             headers={"Retry-After": "5"})
+
+    def _visit_now(self, visit_id: str):
         deadline = time.monotonic() + SAVING_GRACE_S
         while True:
             # Snapshot before the store: a visit that leaves the screen is committed before
@@ -219,13 +138,13 @@ class Operations:
                 except (StorageError, sqlite3.Error) as exc:
                     raise ApiFailure(503, "storage_failed", f"cannot read the records: {exc}") from None
             if records:
-                return 200, _outcome(visit_id, records[0], stored=True)
+                return 200, flow_events.outcome(visit_id, records[0], stored=True)
             current = flow.open_visit(state)
             if current is not None and current.visit_id == visit_id:
                 return 200, {"visit_id": visit_id, "state": "open"}
             held = [d for d in state.pending if isinstance(d, dict) and d.get("visit_id") == visit_id]
             if held:
-                return 200, _outcome(visit_id, held[0], stored=False)
+                return 200, flow_events.outcome(visit_id, held[0], stored=False)
             if not isinstance(state.screen, flow.Saving) or time.monotonic() > deadline:
                 raise ApiFailure(404, "unknown_visit", f"no visit {visit_id} on this device")
             time.sleep(0.02)
@@ -316,18 +235,6 @@ def _stripped(obj: dict) -> dict:
     return {k: v.strip() if isinstance(v, str) else v for k, v in obj.items()}
 
 
-def _outcome(visit_id: str, record: dict, stored: bool) -> dict:
-    if record.get("kind") == "rating":
-        out = {"visit_id": visit_id, "state": "rated", "level": record["level"],
-               "tags": list(record.get("tags") or []), "rated_at": record["rated_at"]}
-    else:
-        reason = record["unrated_reason"]
-        out = {"visit_id": visit_id, "state": "unrated", "reason": reason, "unrated_reason": reason}
-    if not stored:
-        out["stored"] = False
-    return out
-
-
 def screen_name(state) -> str:
     if state.storage_error:
         return "storage_error"
@@ -350,7 +257,7 @@ def _body_schema(path: str, method: str) -> Optional[str]:
 ROUTES = {
     ("/v1/invitations", "POST"): lambda ops, body, p: ops.invite(body),
     ("/v1/invitations/current", "DELETE"): lambda ops, body, p: ops.cancel(),
-    ("/v1/invitations/{visit_id}", "GET"): lambda ops, body, p: ops.visit(p["visit_id"]),
+    ("/v1/invitations/{visit_id}", "GET"): lambda ops, body, p: ops.visit(p["visit_id"], p.get("wait")),
     ("/v1/staff", "PUT"): lambda ops, body, p: ops.sign_in(body),
     ("/v1/staff", "DELETE"): lambda ops, body, p: ops.sign_out(),
     ("/v1/window", "PUT"): lambda ops, body, p: ops.set_window(body),
@@ -361,6 +268,11 @@ ROUTES = {
     ("/v1/test", "DELETE"): lambda ops, body, p: ops.stop_test(),
     ("/v1/test/reader", "GET"): lambda ops, body, p: ops.reader_test(),
 }
+# Answers that are not JSON, served by the handler itself; /pingjia.js needs no token.
+STREAMS = {("/v1/events", "GET"): "_events", ("/pingjia.js", "GET"): "_script"}
+PUBLIC = {"/pingjia.js"}
+# Every API path takes a CORS preflight (answered before any token is asked for).
+PREFLIGHTS = {(t, "OPTIONS") for t, _ in [*ROUTES, *STREAMS] if t.startswith("/v1/")}
 _VALIDATORS = {key: validator(name) for key in ROUTES
                if (name := _body_schema(*key)) is not None}
 _VISIT_ID = validator("VisitId")
@@ -368,7 +280,8 @@ _VISIT_ID = validator("VisitId")
 
 # Concrete paths first (as OpenAPI matches them), so /v1/invitations/current is never read
 # as a visit id.
-_PATTERNS = [(t, path_pattern(t)) for t in sorted({t for t, _ in ROUTES}, key=lambda t: "{" in t)]
+_PATTERNS = [(t, path_pattern(t)) for t in sorted({t for t, _ in [*ROUTES, *STREAMS]},
+                                                  key=lambda t: "{" in t)]
 
 
 def match(path: str):
@@ -377,19 +290,37 @@ def match(path: str):
 
 
 def allowed(template: str) -> list[str]:
-    return sorted(m for t, m in ROUTES if t == template)
+    return sorted(m for t, m in [*ROUTES, *STREAMS, *PREFLIGHTS] if t == template)
+
+
+def query_wait(query: dict) -> Optional[int]:
+    """`?wait=S` of a visit read: None without it; 400 unless one whole number 1..60."""
+    values = query.get("wait")
+    if values is None:
+        return None
+    if len(values) != 1 or not re.fullmatch(r"[0-9]{1,3}", values[0]) \
+            or not 1 <= int(values[0]) <= MAX_WAIT_S:
+        raise ApiFailure(400, "invalid_request", f"wait must be a whole number of seconds "
+                         f"from 1 to {MAX_WAIT_S}", field="wait")
+    return int(values[0])
+
 
 
 # --- HTTP -------------------------------------------------------------------------------
 
-class _ApiHandler(JsonHandler):
+class _ApiHandler(StreamAnswers, JsonHandler):
     internal_message = "the terminal had an internal error with this request; ratings go on"
     api: "ApiServer"
 
     def _serve(self):
-        self._authorize()
-        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        path, _, query = self.path.split("#", 1)[0].partition("?")
+        query = parse_qs(query, keep_blank_values=True)
         template, params = match(path)
+        if template is None or template not in PUBLIC:
+            if template is not None and self.command == "OPTIONS":
+                self._preflight()  # not a browser's (no Origin): refused as not allowed
+                return
+            self._authorize(query if template == "/v1/events" else None)
         if template is None:
             raise ApiFailure(404, "not_found", f"no such call: {loggable(path)}")
         methods = allowed(template)
@@ -400,6 +331,7 @@ class _ApiHandler(JsonHandler):
             problem = schema_problem(_VISIT_ID, params["visit_id"])
             if problem:
                 raise ApiFailure(400, "invalid_request", f"visit_id {problem[1]}", field="visit_id")
+            params["wait"] = query_wait(query)
         v = _VALIDATORS.get((template, self.command))
         body = None
         if v is not None:
@@ -411,12 +343,19 @@ class _ApiHandler(JsonHandler):
                                  field=where or "body")
         else:
             self._discard_body()
+        if (template, self.command) in STREAMS:
+            getattr(self, STREAMS[(template, self.command)])()
+            return
         status, answer = ROUTES[(template, self.command)](self.api.ops, body, params)
         self._send(status, answer)
 
-    def _authorize(self):
+    def _authorize(self, query=None):
         given = self.headers.get("Authorization", "")
         scheme, _, token = given.strip().partition(" ")
+        if not given and query and query.get("access_token"):
+            # EventSource cannot send headers: the stream takes the token in its URL
+            # (which is why no log line has a query string)
+            scheme, token = "bearer", query["access_token"][0]
         expected = self.api.token.encode("utf-8")
         ok = scheme.lower() == "bearer" and hmac.compare_digest(
             token.strip().encode("latin-1", "replace"), expected)
@@ -435,7 +374,8 @@ class ApiServer:
                  client_timeout: float = CLIENT_TIMEOUT_S, max_connections: int = MAX_CONNECTIONS,
                  max_per_address: int = MAX_PER_ADDRESS, head_deadline: float = HEAD_DEADLINE_S,
                  body_deadline: float = BODY_DEADLINE_S, reply_timeout: float = REPLY_TIMEOUT_S,
-                 technician: Optional[Technician] = None, settings_file: Optional[str] = None):
+                 technician: Optional[Technician] = None, settings_file: Optional[str] = None,
+                 keepalive_s: float = KEEPALIVE_S, stream_buffer: Optional[int] = None):
         if not token:
             raise ConfigError([Problem("settings", None, "api.token",
                                        "the local API never serves without a token")])
@@ -444,22 +384,36 @@ class ApiServer:
         self.client_timeout = client_timeout
         if technician is None and settings_file:
             technician = Technician(terminal, settings_file_path=settings_file, db_path=db_path)
-        self.ops = Operations(terminal, db_path, status, reply_timeout, technician)
-        handler = type("Handler", (_ApiHandler,), {"api": self, "head_deadline": head_deadline,
-                                                "body_deadline": body_deadline})
+        self.keepalive_s = keepalive_s
+        self.stopping = threading.Event()
+        hub = Hub(settings.max_streams, **({"buffer": stream_buffer} if stream_buffer else {}))
+        self.ops = Operations(terminal, db_path, status, reply_timeout, technician, hub)
+        self._terminal = terminal
+        terminal.watchers.append(self._publish)
+        handler = type("Handler", (_ApiHandler,), {
+            "api": self, "head_deadline": head_deadline, "body_deadline": body_deadline,
+            "cors": Cors(settings.allow_origins)})
         address = (settings.bind if bind is None else bind,
                    settings.port if port is None else port)
-        self._httpd = HttpServer(address, handler, max_connections, max_per_address)
+        self.tls = settings_check.api_tls(settings)
+        self.scheme = "https" if self.tls is not None else "http"
+        self._httpd = HttpServer(address, handler, max_connections, max_per_address, self.tls)
         self.port = self._httpd.server_address[1]
         self._thread: Optional[threading.Thread] = None
-        self._stopping = threading.Event()
+        self._stopping = self.stopping
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="pingjia-api", daemon=True)
         self._thread.start()
-        log.info("local API on %s port %d", self._httpd.server_address[0], self.port)
+        log.info("local API (%s) on %s port %d", self.scheme, self._httpd.server_address[0],
+                 self.port)
+
+    def _publish(self, before, after, drafts, stored) -> None:
+        # on the flow's thread: the hub only appends to buffers, it never waits
+        for name, data in flow_events.of_step(before, after, drafts, stored):
+            self.ops.hub.publish(name, data)
 
     def _serve(self) -> None:
         # Like serve_forever, but `stop` wakes the loop through a socket pair instead of
@@ -477,6 +431,10 @@ class ApiServer:
             if self._stopping.is_set():
                 return
             self._stopping.set()
+        try:
+            self._terminal.watchers.remove(self._publish)
+        except ValueError:
+            pass
         try:
             self._wake_w.send(b"x")
         except OSError:

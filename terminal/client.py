@@ -41,10 +41,12 @@ class Unreachable(Exception):
 
 
 class LocalClient:
-    def __init__(self, base_url: str, token: str, timeout: float = 5):
+    def __init__(self, base_url: str, token: str, timeout: float = 5,
+                 cacert: Optional[str] = None):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.verify = cacert or True  # HTTPS: the hall CA's certificate, else the system's CAs
 
     # --- the calls ----------------------------------------------------------------------
 
@@ -107,8 +109,12 @@ class LocalClient:
 
         url = self.base_url + path
         try:
-            r = requests.request(method, url, json=body, timeout=self.timeout,
+            r = requests.request(method, url, json=body, timeout=self.timeout, verify=self.verify,
                                  headers={"Authorization": f"Bearer {self.token}"})
+        except requests.exceptions.SSLError as exc:
+            raise Unreachable(f"the terminal at {self.base_url} has a certificate this machine "
+                              f"does not trust ({_ssl_reason(exc)}): pass --cacert with the "
+                              "hall CA's certificate (or set PINGJIA_CACERT)") from None
         except requests.Timeout:
             raise Unreachable(f"the terminal at {self.base_url} did not answer within "
                               f"{self.timeout:g} s") from None
@@ -130,6 +136,26 @@ class LocalClient:
             raise ApiError(r.status_code, "bad_answer", "the answer is not a JSON object "
                                                         "(is this a Pingjia terminal?)")
         return answer
+
+
+def _ssl_reason(exc) -> str:
+    text = str(exc)
+    for reason in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "hostname mismatch",
+                   "IP address mismatch"):
+        if reason in text:
+            return reason
+    return text[:120]
+
+
+def base_url(host: str, port: int, https: bool) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{'https' if https else 'http'}://{host}:{port}"
+
+
+def cacert_of(args) -> Optional[str]:
+    """--cacert, else $PINGJIA_CACERT: the certificate that signed the terminal's."""
+    return getattr(args, "cacert", None) or os.environ.get("PINGJIA_CACERT", "").strip() or None
 
 
 def _item(item) -> dict:
@@ -167,6 +193,10 @@ def add_commands(subparsers) -> None:
                    help="settings file to take port and token from")
     g.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
                    help="seconds to wait for the terminal (default 5)")
+    g.add_argument("--cacert", default=argparse.SUPPRESS, metavar="FILE",
+                   help="HTTPS: the hall CA's certificate (PEM) that signed the terminal's "
+                        "(env PINGJIA_CACERT); with it, or with api.tls_cert in the settings, "
+                        "the client speaks HTTPS")
     g.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                    help="print the terminal's JSON answer (for scripts)")
 
@@ -220,25 +250,25 @@ def client_from_args(args) -> LocalClient:
     """Port and token: the option, else the settings file, else the environment."""
     port, token = getattr(args, "port", None), getattr(args, "token", None)
     config = getattr(args, "config", None)
-    if (port is None or not token) and config:
-        s_port, s_token = _from_settings(config, need_token=not token)
-        port, token = port or s_port, token or s_token
+    cacert = cacert_of(args)
+    https = bool(cacert)
+    if config:
+        s_port, s_token, s_https = _from_settings(config, need_token=not token)
+        port, token, https = port or s_port, token or s_token, https or s_https
     port = port or _env_port()
     token = token or os.environ.get("PINGJIA_TOKEN", "").strip()
     if (port is None or not token) and not config and Path(DEFAULT_SETTINGS).is_file():
         try:
-            s_port, s_token = _from_settings(DEFAULT_SETTINGS, need_token=not token)
-            port, token = port or s_port, token or s_token
+            s_port, s_token, s_https = _from_settings(DEFAULT_SETTINGS, need_token=not token)
+            port, token, https = port or s_port, token or s_token, https or s_https
         except ConfigError as exc:  # e.g. a token file only the service may read
             print(f"note: {exc}", file=sys.stderr)
     if not token:
         raise UsageError("no API token: pass --token, or --config with the device's settings, "
                          "or set PINGJIA_TOKEN")
     host = getattr(args, "host", DEFAULT_HOST)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return LocalClient(f"http://{host}:{port or DEFAULT_PORT}", token,
-                       timeout=getattr(args, "timeout", 5))
+    return LocalClient(base_url(host, port or DEFAULT_PORT, https), token,
+                       timeout=getattr(args, "timeout", 5), cacert=cacert)
 
 
 def _from_settings(path, need_token: bool):
@@ -246,13 +276,14 @@ def _from_settings(path, need_token: bool):
     from terminal.api import load_token
 
     settings = load(path)
+    https = bool(settings.api.tls_cert)
     if not need_token:
-        return settings.api.port, None
+        return settings.api.port, None, https
     try:
-        return settings.api.port, load_token(settings.api)
+        return settings.api.port, load_token(settings.api), https
     except ConfigError:
         if os.environ.get("PINGJIA_TOKEN", "").strip():  # the settings have none: use that
-            return settings.api.port, None
+            return settings.api.port, None, https
         raise
 
 

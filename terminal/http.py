@@ -6,6 +6,11 @@ caps. What each server serves lives with it; this is how both read and answer.
 A client cannot hold a server: the connections in all and from one address are capped,
 and a request's head and body each have a deadline, so trickling one byte at a time does
 not keep a connection (a socket timeout alone would be reset by every byte).
+
+For browsers (the local API sets them): CORS headers for the allowed origins and their
+preflights (terminal/cors.py), HTTPS with the handshake in the connection's thread
+(terminal/tls.py), and answers without a length that end with the connection (streams).
+No log line has a query string: it may hold a token.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from typing import Optional
 from urllib.parse import unquote
 
 from config.text import first_text_problem
+from terminal import tls as tlsconn
+from terminal.cors import Cors, is_preflight
 
 log = logging.getLogger("pingjia.api")  # the name the servers' request lines have always had
 
@@ -72,6 +79,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     # the client's delayed ACK, 40 ms on every keep-alive answer.
     disable_nagle_algorithm = True
     api: object  # set on the subclass each server makes
+    cors: Optional[Cors] = None  # browsers' origins allowed (the local API sets it)
     head_deadline = HEAD_DEADLINE_S
     body_deadline = BODY_DEADLINE_S
     internal_message = "the server had an internal error with this request"
@@ -117,20 +125,35 @@ class JsonHandler(BaseHTTPRequestHandler):
         try:
             try:
                 content_length(self.headers)  # a body that cannot be framed: 400 at once
-                self._serve()
+                if self.cors is not None and is_preflight(self.command, self.headers):
+                    self._preflight()
+                else:
+                    self._serve()
             except ApiFailure as f:
                 self._send(f.status, f.body(), f.headers)
             except Exception:
-                log.exception("unexpected error on %s %s", self.command, loggable(self.path))
+                log.exception("unexpected error on %s %s", self.command, self.log_path())
                 self._send(500, {"error": "internal", "message": self.internal_message})
         except (OSError, ValueError):  # the client went away while we answered
             self.close_connection = True
         finally:
             log.info("%s %s %s %d %.0fms", self.client_address[0], loggable(self.command),
-                     loggable(self.path), self._status, (time.monotonic() - started) * 1000)
+                     self.log_path(), self._status, (time.monotonic() - started) * 1000)
+
+    def log_path(self) -> str:
+        """The path for a log line: never its query (`?access_token=` is a secret)."""
+        return loggable(self.path.split("?", 1)[0])
 
     def _serve(self):
         raise NotImplementedError
+
+    def _preflight(self):
+        self._discard_body()
+        headers = self.cors.preflight(self.headers)
+        if headers is None:
+            raise ApiFailure(403, "origin_not_allowed", "this page's origin is not in the "
+                             "device's api.allow_origins")
+        self._send_bytes(204, b"", None, headers)
 
     def _read_json(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower() \
@@ -201,23 +224,35 @@ class JsonHandler(BaseHTTPRequestHandler):
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:  # an answer that echoes a lone surrogate: escape it
             data = json.dumps(body).encode("ascii")
+        self._send_bytes(status, data, "application/json; charset=utf-8",
+                         {"Cache-Control": "no-store", **(headers or {})})
+
+    def _send_bytes(self, status: int, data: bytes, content_type: Optional[str], headers=None):
+        # (204 and 304 have no body, and so no Content-Length)
+        length = {} if status in (204, 304) else {"Content-Length": str(len(data))}
+        self._head(status, content_type, {**length, **(headers or {})})
+        if self.command != "HEAD" and data:
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    def _head(self, status: int, content_type: Optional[str], headers: dict):
+        """The status line and headers; an answer to an allowed origin gets its CORS ones.
+        An answer without Content-Length (a stream) ends with the connection."""
         self._status = status
-        if self._body_pending:
+        if self._body_pending or ("Content-Length" not in headers and status not in (204, 304)):
             # Unread bytes would be taken for the next request: end this connection.
             self.close_connection = True
         self.send_response_only(status)
         self.send_header("Date", self.date_time_string())
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        asked = getattr(self, "headers", None)  # None: the head itself was refused
+        cors = self.cors.headers(asked.get("Origin")) if self.cors and asked else {}
+        for name, value in {**headers, **cors}.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        self.wfile.flush()
 
     def send_error(self, code, message=None, explain=None):
         # http.server's own refusals (bad request line, headers too long): JSON too.
@@ -231,7 +266,8 @@ class JsonHandler(BaseHTTPRequestHandler):
                                    "message": message or HTTPStatus(code).phrase})
         except OSError:
             pass
-        log.info("%s %s - %d", self.client_address[0], loggable(self.requestline), int(code))
+        log.info("%s %s - %d", self.client_address[0],
+                 loggable(self.requestline.split("?", 1)[0]), int(code))
 
     def log_message(self, fmt, *args):
         log.debug("http: " + fmt, *args)
@@ -326,7 +362,8 @@ class HttpServer(ThreadingHTTPServer):
     request_queue_size = 64
 
     def __init__(self, address, handler, max_connections: int,
-                 max_per_address: Optional[int] = None):
+                 max_per_address: Optional[int] = None, tls=None):
+        self.tls = tls  # an ssl.SSLContext: HTTPS only, the handshake in each connection's thread
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(max_connections)
         self._per_address = min(max_per_address or max_connections, max_connections)
@@ -349,7 +386,8 @@ class HttpServer(ThreadingHTTPServer):
         if not admitted or not self._slots.acquire(blocking=False):
             if admitted:
                 self._leave(host)
-            _refuse(request)
+            if self.tls is None:  # (a TLS client could not read a plain answer)
+                _refuse(request)
             self.shutdown_request(request)
             return
         try:
@@ -361,6 +399,10 @@ class HttpServer(ThreadingHTTPServer):
 
     def process_request_thread(self, request, client_address):
         try:
+            if self.tls is not None:
+                request = tlsconn.handshake(self.tls, request)
+                if request is None:
+                    return
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()

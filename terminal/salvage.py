@@ -40,8 +40,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-import sqlite_utils
-
 from terminal import records as rec
 from terminal.store import _INSERT_RECORD, StorageError, _record_row, migrate
 
@@ -448,7 +446,7 @@ def _build(building: Path, found: dict, tables: dict, meta: dict, report, tell,
     try:
         conn.execute("PRAGMA journal_mode = DELETE")  # one file, ready to rename
         conn.execute("PRAGMA synchronous = FULL")
-        migrate(sqlite_utils.Database(conn))
+        migrate(conn)
         conn.execute("BEGIN IMMEDIATE")
         for n, seq in enumerate(sorted(found), 1):
             conn.execute(_INSERT_RECORD, _record_row(found[seq]))

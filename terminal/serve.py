@@ -99,6 +99,13 @@ class LoopHeartbeat:
         self.ready = False
         self._next_ping = None
 
+    @property
+    def interval_s(self):
+        """How long the loop may sleep at most (None: no watchdog): half the ping
+        interval, so a ping is never more than half an interval late."""
+        interval = self.notifier.watchdog_interval_s
+        return interval / 2 if interval is not None else None
+
     def __call__(self) -> None:
         if not self.ready:
             self.ready = True

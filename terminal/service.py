@@ -32,6 +32,7 @@ from terminal.store import StorageError
 log = logging.getLogger("pingjia.terminal")
 
 REPLY_TIMEOUT_S = 3.0
+IDLE_WAIT_S = 30.0            # the longest sleep of the loop when nothing is due (no watchdog)
 STORAGE_CHECK_MS = 5_000      # while storage fails: how often the store is probed again
 RESERVE_CHECK_MS = 30_000     # otherwise: how often the disk reserve is looked at
 NO_RESERVE = ("the disk is full: the reserve kept for records already promised is in use; "
@@ -66,6 +67,9 @@ class Terminal:
         self.events: "queue.Queue" = queue.Queue()
         self.state = flow.initial(config, clock.now())
         self.listeners: list[Callable[[list], None]] = []  # told about newly stored records
+        # told after every step: (state before, state after, its record drafts, stored?);
+        # they run on this thread, so they must not wait (terminal/hub.py)
+        self.watchers: list[Callable] = []
         self.stats = {"events": 0, "faults": 0, "frames": 0, "stored": 0, "store_failures": 0,
                       "effect_failures": 0}
         self._replies: dict[int, Future] = {}
@@ -150,13 +154,19 @@ class Terminal:
         self._draw()
 
     def run(self, stop: threading.Event, on_turn: Optional[Callable[[], None]] = None) -> None:
-        """Draw the first frame, then handle events until `stop`. `on_turn()` runs on
-        this thread after every turn (at least every 0.5 s): the systemd watchdog ping,
-        which therefore stops when the loop is stuck."""
+        """Draw the first frame, then handle events until `stop` (post any event after
+        setting it, so that the loop sees it at once). `on_turn()` runs on this thread
+        right after the first frame and after every turn: the systemd watchdog ping,
+        which therefore stops when the loop is stuck. Between events the loop sleeps
+        until the next deadline (a timeout, a page turn, the health refresh, a panel to
+        try again), never longer than `on_turn.interval_s` (from the watchdog's period)."""
         self.start()
+        if on_turn is not None:
+            on_turn()  # READY=1: the first frame is drawn
+        cap = getattr(on_turn, "interval_s", None) or IDLE_WAIT_S
         while not stop.is_set():
             try:
-                self.run_once(max_wait_s=0.5)
+                self.run_once(max_wait_s=cap)
             except Exception:  # nothing may end the loop: the ratings go on
                 self.stats["faults"] += 1
                 log.exception("the event loop's turn failed")
@@ -174,10 +184,22 @@ class Terminal:
             self.handle(Tick())
 
     def _wait_s(self, cap: float) -> float:
-        due = flow.next_deadline(self.state)
-        if due is None:
+        """Seconds until something is due: the flow's next deadline, the shell's own
+        timers (health refresh, storage check, a panel's retry), at most `cap`."""
+        t = self.clock.mono_ms()
+        due = [flow.next_deadline(self.state)]
+        if self.health_source is not None:
+            due.append(self._next_health)
+        if not self.state.pending and (self.reserve is not None or self.state.storage_error):
+            due.append(self._next_storage_check)  # (as _check_storage decides)
+        retry_in = getattr(self.display, "retry_in", None)  # a panel that is away
+        in_s = retry_in() if retry_in is not None else None
+        if in_s is not None:
+            due.append(t + in_s * 1000)
+        soonest = min((d for d in due if d is not None), default=None)
+        if soonest is None:
             return cap
-        return max(0.0, min(cap, (due - self.clock.mono_ms()) / 1000))
+        return max(0.0, min(cap, (soonest - t) / 1000))
 
     def handle(self, event) -> None:
         """One event, its effects, and whatever they lead to; then the screen and LEDs."""
@@ -224,14 +246,24 @@ class Terminal:
         # opens is committed with them, before any answer: a 201 is always durable.
         drafts = tuple(d for e in effects if isinstance(e, Append) for d in e.drafts)
         opened = next((e.drafts for e in effects if isinstance(e, Open)), ())
+        stored = True
         if drafts or opened:
-            if not self._store_drafts(drafts, opened, undo_on_failure=bool(opened)) and opened:
+            stored = self._store_drafts(drafts, opened, undo_on_failure=bool(opened))
+            if not stored and opened:
                 self._undone(event)
                 return
-        self.state = state
+        before, self.state = self.state, state
+        self._tell_watchers(before, state, drafts, stored)
         for effect in effects:
             if not isinstance(effect, (Append, Open)):
                 self._apply(effect)
+
+    def _tell_watchers(self, before, after, drafts: tuple, stored: bool) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(before, after, drafts, stored)
+            except Exception:
+                log.exception("step watcher failed")
 
     def _undone(self, event) -> None:
         """A step that opened a visit could not be stored: it did not happen."""

@@ -108,6 +108,9 @@ def add_command(subparsers) -> None:
                    help="override device.mode (kiosk: simulated ID-card reader, keys c f u x)")
     p.add_argument("--no-sync", action="store_true",
                    help="run the terminal alone: no reference receiver, no sync agent")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let a browser page from ORIGIN (e.g. http://127.0.0.1:8080) call the "
+                        "local API (api.allow_origins); repeatable")
     p.add_argument("--receiver-port", type=int, default=0,
                    help="port of the embedded receiver (default: any free port)")
     p.add_argument("--sound", choices=("none", "alsa"), default="none",
@@ -128,7 +131,8 @@ def sim_settings(base, args, central_url: str = ""):
         "device": {"data_dir": str(data_dir), "secret_file": str(data_dir / "secret")},
         "buttons": {"pin_factory": "mock"},
         "display": {"driver": driver, "output_dir": args.frames or str(data_dir / "frames")},
-        "api": {"bind": "127.0.0.1", "port": args.port, "token": args.token, "token_file": ""},
+        "api": {"bind": "127.0.0.1", "port": args.port, "token": args.token, "token_file": "",
+                "allow_origins": [*base.api.allow_origins, *getattr(args, "allow_origin", [])]},
         "sound": {"driver": "clips" if getattr(args, "sound", "none") == "alsa" else "none"},
     }
     if args.mode:
@@ -393,7 +397,7 @@ class Simulator:
 
     def start(self) -> None:
         api = self.runtime.api
-        self._say(f"local API http://127.0.0.1:{api.port} token {self.args.token}")
+        self._say(f"local API {api.scheme}://127.0.0.1:{api.port} token {self.args.token}")
         self._say(f"database {self.runtime.store.path}")
         if self.central is not None:
             self._say(f"reference receiver {self.central.url} (database "

@@ -23,7 +23,7 @@ import sqlite_utils
 from agent.receiver import chain
 from agent.receiver.schemas import Check
 from terminal.records import HASH_ALGS
-from terminal.store import connect, write_transaction
+from terminal.store import open_connection, write_transaction
 
 SCHEMA_VERSION = 1
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -88,7 +88,7 @@ class ReceiverDB:
     def __init__(self, path):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = connect(path)
+        self.db = sqlite_utils.Database(open_connection(path))
         self.conn = self.db.conn
         self._lock = threading.Lock()
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]

@@ -31,7 +31,7 @@ import requests  # noqa: E402
 from agent import signing  # noqa: E402
 from terminal.store import DB_NAME, Store  # noqa: E402
 from tests.agent.conftest import DEVICE_ID, SECRET, drafts  # noqa: E402
-from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
+from tests.bench.figures import add_dir_option, cpu_s, line, percentile, work_dir  # noqa: E402
 
 TARGET_RPS = 5000
 
@@ -59,13 +59,6 @@ def start_receiver(directory: Path):
     return proc, found.group(0)
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def send_all(session: requests.Session, url: str, bodies: list[bytes]):

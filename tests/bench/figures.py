@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 
 def percentile(values, q: float) -> float:
@@ -35,3 +36,24 @@ def work_dir(args):
     """A temporary directory for the databases (removed afterwards), under --dir: on the
     disk whose fsync the figures should include."""
     return tempfile.TemporaryDirectory(prefix="pingjia-bench-", dir=args.dir or os.getcwd())
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident set (VmRSS) in KiB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for row in f:
+                if row.startswith("VmRSS:"):
+                    return int(row.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc); NaN when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("terminal", "idcard", "receiver", "sync")  # the rest follow alphabetically
+ORDER = ("terminal", "panel", "service", "idcard", "receiver", "sync")  # the rest follow alphabetically
 
 
 def benches(names):

@@ -91,11 +91,16 @@ def test_settings_changes_reach_the_running_terminal(simulator):
     assert device.api("GET", "/v1/status").json()["window_no"] == "12"
 
 
-def test_set_without_a_token_says_plainly_why_it_did_not_reload(tmp_path):
+def test_set_without_a_token_names_the_key_and_writes_nothing(tmp_path):
+    """The one settings check refuses a file the terminal could not start on (no token):
+    `config set` says which key and how to fix it, and writes nothing."""
     settings = tmp_path / "pingjia.toml"
     r = pingjia("config", "set", "site.window_no", "07", "--config", settings)
+    assert r.returncode == 2, r.stderr
+    assert "api.token: the local API needs a bearer token: set api.token or api.token_file" in r.stderr
+    assert "Traceback" not in r.stderr and not settings.exists()
+    r = pingjia("config", "set", "api.token", "a-token-set-by-the-technician-0001", "--config", settings)
     assert r.returncode == 0, r.stderr
-    assert "created" in r.stdout
-    assert ("not reloaded: no API token to ask a running terminal with (set api.token or "
-            "api.token_file, or pass --token)") in r.stdout
+    r = pingjia("config", "set", "site.window_no", "07", "--config", settings)
+    assert r.returncode == 0, r.stderr
     assert "cannot ask the terminal: settings:" not in r.stdout + r.stderr

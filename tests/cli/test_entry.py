@@ -37,9 +37,11 @@ def test_a_port_in_use_is_one_line_not_a_traceback(device):
         taken.bind(("127.0.0.1", device.port))
         taken.listen()
         r = device.run("terminal", timeout=60)
-    assert r.returncode == 1, r.stderr
+    # the one settings check meets it first: a settings error (exit 2) naming the key
+    assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
-    assert r.stderr.startswith("pingjia terminal: ") and "port it needs is taken" in r.stderr
+    assert r.stderr.startswith("pingjia terminal: ") and "api.port" in r.stderr
+    assert f"port {device.port} on 127.0.0.1 is in use" in r.stderr
 
 
 def test_config_after_the_command_name_for_the_service_and_doctor(device, tmp_path):

@@ -14,6 +14,7 @@ from luma.oled.device import ssd1306
 from config.settings import DisplaySettings
 from drivers.console import console, half_blocks
 from drivers.display import Display, DisplayError, _explain, open_display
+from tests.panelkit import RecordingSerial
 
 
 def sample(mode="1", size=(128, 64)):
@@ -303,34 +304,6 @@ def test_missing_spi_device_names_dtparam():
 
 
 # --- a real luma driver over a recording bus: absent panels, power loss, SPI lines ------
-
-class RecordingSerial:
-    """A luma serial interface (luma.core.interface.serial's command()/data()/cleanup())
-    that records every write and fails them while `fail` is set, as an I2C bus does
-    when the panel has no power (no ACK: OSError 121)."""
-
-    def __init__(self, fail=False):
-        self.fail = fail
-        self.writes: list[tuple[str, list[int]]] = []
-        self.cleaned = False
-
-    def _write(self, kind, values):
-        if self.fail:
-            raise OSError(121, "Remote I/O error")
-        self.writes.append((kind, list(values)))
-
-    def command(self, *cmd):
-        self._write("command", cmd)
-
-    def data(self, data):
-        self._write("data", data)
-
-    def cleanup(self):
-        self.cleaned = True
-
-    def commands(self):
-        return [w for kind, values in self.writes if kind == "command" for w in values]
-
 
 class Clock:
     def __init__(self):

@@ -332,3 +332,27 @@ def test_the_reader_name_points_at_the_reader_alone(installed_root, doctor_here,
     local = root / "etc" / "udev" / "rules.d" / "98-pingjia-reader-local.rules"
     local.write_text('SUBSYSTEM=="tty", ATTRS{serial}=="READER-1", SYMLINK+="pingjia-reader"\n')
     assert checks(doctor_here(root, "--json", path_dirs=[bin_dir]))["reader"]["status"] == "ok"
+
+
+def test_https_files_that_do_not_load_are_a_failure_with_a_fix(installed_root, doctor_here, tmp_path):
+    from tests.terminal.tlskit import make_pki
+    root = installed_root(tmp_path)
+    pki = make_pki(root / "etc" / "pingjia" / "tls")
+    config = root / "etc" / "pingjia" / "pingjia.toml"
+    text = config.read_text()
+    found = checks(doctor_here(root, "--json"))
+    assert found["browsers"]["status"] == "ok" and "HTTP;" in found["browsers"]["detail"]
+    config.write_text(text.replace('tls_cert = ""', 'tls_cert = "/etc/pingjia/tls/device.pem"')
+                      .replace('tls_key = ""', 'tls_key = "/etc/pingjia/tls/ca.key"')
+                      .replace("allow_origins = []", 'allow_origins = ["https://ywxt.example.gov.cn"]'))
+    found = checks(doctor_here(root, "--json"))
+    assert found["browsers"]["status"] == "fail" and "api.tls_cert" in found["browsers"]["detail"]
+    assert "hall CA" in found["browsers"]["fix"]
+    config.write_text(config.read_text().replace("tls/ca.key", "tls/device.key"))
+    found = checks(doctor_here(root, "--json"))
+    assert found["browsers"]["status"] == "ok", found["browsers"]
+    assert "HTTPS" in found["browsers"]["detail"] and "ywxt.example.gov.cn" in found["browsers"]["detail"]
+    assert pki.cert.exists()
+    config.write_text(text.replace("allow_origins = []", 'allow_origins = ["https://ywxt.example.gov.cn/"]'))
+    found = checks(doctor_here(root, "--json"))
+    assert found["settings"]["status"] == "fail" and "api.allow_origins" in found["settings"]["detail"]

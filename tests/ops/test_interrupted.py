@@ -135,13 +135,14 @@ def test_a_full_disk_loses_nothing_acknowledged(small_disk, notify):
         assert reserve.stat().st_size == RESERVE_BYTES
         assert get_status(config)["reserve"]["in_place"] is True
         filler = fill(data)
-        # the reserve's space takes the invitation: acknowledged and durable
-        assert invite(config, "full-1").status_code == 201
+        # the reserve's space takes the invitation: acknowledged and durable (ten items:
+        # a small one fits in the slack of the WAL's last 4 KiB page, 1 KiB frames)
+        assert invite(config, "full-1", n=10).status_code == 201
         assert not reserve.exists()
         code, err = stop(proc)  # the clean stop writes the open visit's outcome
         assert code == 0, err
         assert [(r["visit_id"], r["unrated_reason"]) for r in stored(config)] == [
-            ("full-1", "interrupted")]
+            ("full-1", "interrupted")] * 10
 
         # starting on the full disk: the storage error, not idle; no invitation taken
         proc = started(config, notify)
@@ -164,7 +165,7 @@ def test_a_full_disk_loses_nothing_acknowledged(small_disk, notify):
         proc = started(config, notify)
         records = stored(config)
         assert [(r["visit_id"], r["unrated_reason"]) for r in records] == [
-            ("full-1", "interrupted"), ("full-3", "interrupted")]
+            ("full-1", "interrupted")] * 10 + [("full-3", "interrupted")]
         assert_whole(records)
     finally:
         stop(proc)

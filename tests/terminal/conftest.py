@@ -65,12 +65,14 @@ class Running:
 
 
 def start_terminal(tmp_path: Path, *, max_body_bytes: int = 65536, require_staff: bool = True,
-                   run_flow: bool = True, **api_kw) -> tuple[Running, callable]:
-    """A terminal and its API; `api_kw` go to ApiServer (client_timeout, status, ...)."""
+                   run_flow: bool = True, api_values=None, **api_kw) -> tuple[Running, callable]:
+    """A terminal and its API; `api_values` are more [api] settings (allow_origins,
+    tls_cert, ...), `api_kw` go to ApiServer (client_timeout, status, ...)."""
     settings = defaults().with_values({
         "device": {"id": DEVICE_ID},
         "site": {"window_no": "07", "area_code": "330106", "require_staff": require_staff},
-        "api": {"bind": "127.0.0.1", "port": 8410, "token": TOKEN, "max_body_bytes": max_body_bytes},
+        "api": {"bind": "127.0.0.1", "port": 8410, "token": TOKEN, "max_body_bytes": max_body_bytes,
+                **(api_values or {})},
     })
     db_path = tmp_path / DB_NAME
     store = Store(db_path, device_id=DEVICE_ID, secret=SECRET, hash_alg="sha256", boot_id="test")
@@ -93,7 +95,7 @@ def start_terminal(tmp_path: Path, *, max_body_bytes: int = 65536, require_staff
             thread.join(timeout=5)
         store.close()
 
-    return Running(terminal, api, db_path, f"http://127.0.0.1:{api.port}"), close
+    return Running(terminal, api, db_path, f"{api.scheme}://127.0.0.1:{api.port}"), close
 
 
 @pytest.fixture

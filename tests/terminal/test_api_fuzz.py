@@ -26,7 +26,11 @@ def fuzz_terminal(tmp_path, examples: int) -> int:
         assert r.status_code == 200, f"after {label}: {r.text}"
 
     try:
-        sent = fuzz(bundled_spec(), send, examples, after)
+        # /v1/events is left out: its answer never ends, so no case of it could be checked
+        # (tests/terminal/test_browser_api.py tests the stream)
+        doc = bundled_spec()
+        doc = {**doc, "paths": {p: item for p, item in doc["paths"].items() if p != "/v1/events"}}
+        sent = fuzz(doc, send, examples, after)
         # whatever the fuzzer left (a pause, a test, someone signed out): ratings go on
         run.call("DELETE", "/v1/test")
         run.call("DELETE", "/v1/invitations/current")

@@ -308,10 +308,9 @@ class PtySim:
             return self.proc.returncode, ""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        end = time.monotonic() + 20
         try:
-            # read on while it stops, as a terminal window does: its last frames (the
-            # out-of-service one) must not wait on a full pseudo-terminal buffer
+            # keep draining the panel's output: a full pty would block the last frame
+            end = time.monotonic() + 20
             while self.proc.poll() is None and time.monotonic() < end:
                 self.read(0.1)
             code = self.proc.wait(timeout=1)
@@ -394,7 +393,7 @@ def test_the_console_keeps_messages_and_key_help_under_the_panel_and_logs_to_a_f
     sim.keys("3")                                              # key 3 ticks the first reason
     sim.keys("1")                                              # key 1 submits
     sim.wait_for(lambda: " level 2 " in "".join(sim.rows().values()), "the stored rating")
-    assert "1-5 评价" in sim.rows()[35]
+    sim.wait_for(lambda: "1-5 评价" in sim.rows().get(35, ""), "the rating keys again")
     code, err = sim.stop()
     assert code == 0 and err == "", err
     screen = sim.read(0)

@@ -1,0 +1,152 @@
+"""luma device classes that send the panel only what changed since the last frame.
+
+A 128x64 mono frame is 1 KiB: about 23 ms on a 400 kHz I2C bus and 92 ms at the Pi's
+default 100 kHz. A tick on the reason screen changes a few bytes of it, so the panel gets
+just those: the pages (8-pixel rows) that changed, each trimmed to its changed columns.
+
+- SSD1306 (and SSD1309, same commands): horizontal addressing mode, which luma's init
+  sets (0x20 0x00). A window is set with 0x21 first,last column and 0x22 first,last
+  page; the data then fills it page by page. Neighbouring changed pages share a window
+  when that sends fewer bytes than a window each.
+- SH1106: page addressing only. Per changed page: 0xB0+page, then the start column as
+  low nibble (0x00-0x0F) and high nibble (0x10-0x1F), then the data; the column
+  counts up by itself. Its RAM is 132 columns wide and luma shows columns 2..129 on a
+  128-wide panel (`page_address_offset`, default 2): the same offset is added here.
+- SSD1322/SSD1325 (greyscale): luma's own `diff_to_previous` framebuffer already sends
+  only changed segments; `GREYSCALE_SEGMENTS` sets how finely it looks.
+
+What was sent is remembered only once the write went through: after an I/O error the
+next frame is compared with what the panel really holds (a panel that lost power is
+built again by drivers/display.py, with a fresh memory, and so gets a whole frame).
+"""
+from __future__ import annotations
+
+from PIL import Image
+
+from luma.core.framebuffer import diff_to_previous
+from luma.oled.device import sh1106, ssd1306, ssd1309
+
+__all__ = ["PartialSSD1306", "PartialSSD1309", "PartialSH1106", "device_class",
+           "GREYSCALE_SEGMENTS", "pages_of", "windows"]
+
+# 16 segments (4x4) on a 256x64 panel: 64x16-pixel cells; a cursor move touches two or
+# three of them instead of a quarter of the screen each.
+GREYSCALE_SEGMENTS = 16
+# what starting one more window costs, in bytes on the bus: the SSD1306 window commands
+# (6 bytes) and a second transaction (its address and control byte)
+WINDOW_COST = 8
+
+
+def pages_of(image: Image.Image, pages: int) -> list[bytes]:
+    """A mono image as the panel's memory holds it: per page (8 rows), one byte per
+    column, the top row in bit 0. Done by Pillow: flipped upside down and transposed,
+    each of its rows is one column, MSB first from the bottom page to the top one."""
+    packed = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM).transpose(
+        Image.Transpose.TRANSPOSE).tobytes()
+    return [packed[pages - 1 - page::pages] for page in range(pages)]
+
+
+def changed_columns(old: bytes | None, new: bytes) -> tuple[int, int] | None:
+    """(first, last) column whose byte differs, or None."""
+    if old is None:
+        return 0, len(new) - 1
+    if old == new:
+        return None
+    first = next(i for i in range(len(new)) if old[i] != new[i])
+    last = next(i for i in range(len(new) - 1, -1, -1) if old[i] != new[i])
+    return first, last
+
+
+def windows(spans: list[tuple[int, int] | None]) -> list[tuple[int, int, int, int]]:
+    """The cheapest set of (first page, last page, first column, last column) windows that
+    covers the changed `spans` (one per page, None where nothing changed): neighbouring
+    pages share a window when its extra bytes cost less than another window."""
+    n = len(spans)
+    best = [0] * (n + 1)  # best[i]: the cost of covering the pages before i
+    choice: list[tuple | None] = [None] * (n + 1)
+    for end in range(1, n + 1):
+        best[end] = best[end - 1]
+        if not spans[end - 1]:
+            continue  # a window never ends on an unchanged page
+        best[end] = 1 << 30
+        lo, hi = 1 << 30, -1
+        for start in range(end - 1, -1, -1):
+            if not spans[start]:
+                continue  # nor starts on one
+            lo, hi = min(lo, spans[start][0]), max(hi, spans[start][1])
+            cost = best[start] + WINDOW_COST + (end - start) * (hi - lo + 1)
+            if cost < best[end]:
+                best[end], choice[end] = cost, (start, lo, hi)
+    out, end = [], n
+    while end > 0:
+        if choice[end] is None:
+            end -= 1
+            continue
+        start, lo, hi = choice[end]
+        out.append((start, end - 1, lo, hi))
+        end = start
+    return out[::-1]
+
+
+class _PagedPanel:
+    """The memory of what the panel shows, page by page, for the mono classes below."""
+
+    _sent: list | None = None
+
+    def display(self, image: Image.Image) -> None:
+        assert image.mode == self.mode
+        assert image.size == self.size
+        image = self.preprocess(image)
+        new = pages_of(image, self._pages)
+        sent = self._sent or [None] * self._pages
+        spans = [changed_columns(sent[p], new[p]) for p in range(self._pages)]
+        self._send(new, spans, sent)
+
+    def _send(self, new, spans, sent) -> None:
+        raise NotImplementedError
+
+
+class PartialSSD1306(_PagedPanel, ssd1306):
+    """luma's ssd1306, sending only the changed windows of the frame."""
+
+    def _send(self, new, spans, sent) -> None:
+        if self._sent is None:  # the first frame (luma's clear at start): all of it
+            spans = [(0, self._w - 1)] * self._pages
+        for first, last, lo, hi in windows(spans):
+            self.command(self._const.COLUMNADDR, self._colstart + lo, self._colstart + hi,
+                         self._const.PAGEADDR, first, last)
+            self.data(list(b"".join(new[p][lo:hi + 1] for p in range(first, last + 1))))
+            sent[first:last + 1] = new[first:last + 1]
+            self._sent = sent
+
+
+class PartialSSD1309(PartialSSD1306, ssd1309):
+    """ssd1309: the SSD1306 commands, another init sequence."""
+
+
+class PartialSH1106(_PagedPanel, sh1106):
+    """luma's sh1106, sending only the changed part of each changed page."""
+
+    def _send(self, new, spans, sent) -> None:
+        if self._sent is None:
+            spans = [(0, self._w - 1)] * self._pages
+        for page, span in enumerate(spans):
+            if span is None:
+                continue
+            lo, hi = span
+            column = self._page_address_offset + lo
+            self.command(0xB0 + page, column & 0x0F, 0x10 | column >> 4)
+            self.data(list(new[page][lo:hi + 1]))
+            sent[page] = new[page]
+            self._sent = sent
+
+
+_PARTIAL = {"ssd1306": PartialSSD1306, "ssd1309": PartialSSD1309, "sh1106": PartialSH1106}
+
+
+def device_class(driver: str):
+    """(luma device class, extra constructor arguments) for a panel driver name."""
+    if driver in _PARTIAL:
+        return _PARTIAL[driver], {}
+    import luma.oled.device as oled
+    return getattr(oled, driver), {"framebuffer": diff_to_previous(num_segments=GREYSCALE_SEGMENTS)}
