@@ -18,6 +18,7 @@ setup(
         "terminal": ["*.json"],
         "terminal.web": ["*.js"],
         "agent": ["*.json"],
+        "drivers": ["sound_clips/*.wav"],
     },
     install_requires=[
         "pyserial>=3.5",
@@ -35,7 +36,8 @@ setup(
         "sim": ["luma.emulator>=1.5"],
         # playwright drives the system's Chromium (Debian package chromium, scripts/dev.sh)
         "test": ["pytest>=7.4", "hypothesis>=6.130.12", "schemathesis>=4.0,<5",
-                 "luma.emulator>=1.5", "playwright>=1.40"],
+                 "luma.emulator>=1.5", "playwright>=1.40",
+                 "zxing-cpp>=2.2"],
     },
     entry_points={"console_scripts": ["pingjia = config.cli:main"]},
     classifiers=[

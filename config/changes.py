@@ -20,6 +20,7 @@ _READ_AT_START = {
     "buttons": (TERMINAL,),
     "buttons.order": (),
     "display": (TERMINAL,),
+    "display.large_text": (),   # the flow's config: the screens follow it at once
     "api": (TERMINAL,),
     "sound": (TERMINAL,),
     "reader": (TERMINAL,),

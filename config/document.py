@@ -28,7 +28,8 @@ SECTION_DOCS = {
     "levels": "Labels of the five levels; some places use 很好/好/一般/差/很差",
     "tags": "Evaluation tags (评价标签) offered for each level",
     "texts": "Screen texts (the central system may override them)",
-    "sound": "Prompt sounds",
+    "sound": "Prompt sounds: spoken clips, a buzzer, or none",
+    "qr": "QR code to rate later or add comments on the platform (items[].rate_url, or this template)",
     "central": "The central 好差评 system the agent uploads to",
     "reader": "ID-card reader (kiosk mode)",
 }

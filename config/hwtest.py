@@ -1,4 +1,4 @@
-"""`pingjia test buttons | display | reader | network`: live checks of the device's parts.
+"""`pingjia test buttons | display | reader | sound | network`: live checks of the device's parts.
 
 While the terminal runs it owns the GPIO lines, the panel and the serial port (a second
 process would get "GPIO busy"), so buttons, display and reader are tested through its
@@ -9,6 +9,10 @@ not running the command opens the hardware itself, as the settings describe it.
 - buttons: press each button; the screen names it and its LED lights. Passes when all
   five were pressed within the time.
 - reader: the reader's state and its last read (masked); standalone, waits for a card.
+- sound: plays each spoken prompt in turn on sound.device (or the buzzer's patterns),
+  here, not through the terminal: an ALSA device such as "default" or "plughw:..." is
+  shared with the running terminal; a bare "hw:..." device or the buzzer's GPIO needs the
+  terminal stopped. Fails when the device refuses a clip.
 - network: name lookup, TCP connection and a signed GET of the device's config at
   central.url, and the clock against the server's time.
 
@@ -37,12 +41,16 @@ def add_command(subparsers) -> None:
     for name, text, func in (("display", "show test patterns and every screen", display),
                              ("buttons", "press each button: the screen and LEDs follow", buttons),
                              ("reader", "the ID-card reader's state and a card read (masked)", reader),
+                             ("sound", "play each spoken prompt (or buzzer pattern) in turn", sound),
                              ("network", "DNS, TCP, a signed request and the clock against central.url",
                               network)):
         t = sub.add_parser(name, help=text, description=text)
         local.add_settings_option(t)
         local.add_json_option(t)
-        if name != "network":
+        if name == "sound":
+            t.add_argument("--prompt", action="append", metavar="NAME",
+                           help="play only this prompt (repeatable); default: all of them")
+        elif name != "network":
             local.add_terminal_options(t)
             t.add_argument("--local", action="store_true",
                            help="open the hardware here instead of asking the terminal "
@@ -356,6 +364,54 @@ def _reader_local(args, settings) -> int:
 
 
 # --- network --------------------------------------------------------------------------------
+
+def sound(args) -> int:
+    settings = local.load_settings(args)
+    from drivers.sound import PATTERNS, PROMPTS, open_sound
+    known = PROMPTS if settings.sound.driver != "buzzer" else tuple(PATTERNS)
+    names = args.prompt or list(PROMPTS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return local.fail(f"unknown prompt {unknown[0]!r}; known: " + ", ".join(known), 2)
+    if settings.sound.driver == "none":
+        return local.fail(f"sound.driver is \"none\" in {settings.source}: nothing to play", 2)
+    pin_factory = None
+    if settings.sound.driver == "buzzer":
+        from drivers.pins import make_pin_factory
+        pin_factory = make_pin_factory(settings.buttons.pin_factory)
+    played = []
+    try:
+        player = open_sound(settings.sound, pin_factory)
+    except Exception as exc:
+        return _failed(args, "sound", f"cannot open the sound: {exc}")
+    try:
+        for name in names:
+            errors = player.health().get("errors", 0)
+            _note(args, f"playing {name}")
+            player.play(name)
+            if hasattr(player, "wait"):
+                player.wait(30)
+            else:
+                time.sleep(sum(seconds for _, seconds in PATTERNS[name]) + 0.2)
+            health = player.health()
+            ok = health.get("errors", 0) == errors
+            played.append({"prompt": name, "ok": ok,
+                           **({} if ok else {"error": health.get("last_error")})})
+        health = player.health()
+    finally:
+        player.close()
+        if pin_factory is not None:
+            pin_factory.close()
+    ok = all(p["ok"] for p in played)
+    text = "\n".join(f"{'ok  ' if p['ok'] else 'FAIL'} {p['prompt']:<14} {p.get('error', '')}".rstrip()
+                     for p in played)
+    for problem in health.get("problems") or []:
+        text += f"\nclip: {problem}"
+    local.emit(args, {"test": "sound", "ok": ok, "driver": settings.sound.driver,
+                      "device": settings.sound.device, "played": played,
+                      "problems": health.get("problems") or []}, text)
+    return 0 if ok else 1
+
 
 def network(args) -> int:
     settings = local.load_settings(args)

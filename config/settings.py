@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from config import tomlfile
+from config import qr, tomlfile
 from config.errors import ConfigError, Problem, locate_key
 from config.text import first_text_problem, shorten
 
@@ -215,6 +215,8 @@ class DisplaySettings:
                                              "the service stops (false: switch the panel off)")
     output_dir: str = setting("", "capture and gifanim drivers: where frames are written")
     fonts: list = setting([], "font files to try before the built-in search (BDF/PCF/OTF)")
+    large_text: bool = setting(False, "easier reading: the prompt, the level names and the "
+                                      "thanks in 24-px characters, the rest paged")
 
 
 @dataclass(frozen=True)
@@ -278,8 +280,25 @@ class TextSettings:
 
 @dataclass(frozen=True)
 class SoundSettings:
-    driver: str = setting("none", "\"none\", or \"buzzer\" on a GPIO", one_of("none", "buzzer"))
+    driver: str = setting("none", "\"none\", \"clips\" (spoken prompts, WAV through ALSA) "
+                                  "or \"buzzer\" on a GPIO", one_of("none", "clips", "buzzer"))
     pin: int = setting(18, "buzzer GPIO (BCM)", int_range(0, 53))
+    device: str = setting("default", "clips: ALSA playback device (`aplay -L` lists them), "
+                                     "e.g. \"default\", \"plughw:CARD=Headphones\"",
+                          matches(r"[A-Za-z0-9_:=,.-]{1,80}", "an ALSA device name"))
+    volume: int = setting(80, "clips: loudness in percent of the recording", int_range(0, 100))
+    clips_dir: str = setting("", "clips: the hall's own recordings (PROMPT.wav, e.g. "
+                                 "invite.wav); a prompt without one plays the built-in clip")
+
+
+@dataclass(frozen=True)
+class QrSettings:
+    url_template: str = setting("", "URL of the platform's rating page when an invitation's "
+                                    "item has no rate_url, record fields in braces, e.g. "
+                                    "\"https://hcp.example.gov.cn/r/{project_no}\"; empty: "
+                                    "none", qr.template_problem)
+    show_s: int = setting(30, "after an unrated outcome the idle screen shows the QR code "
+                              "this long (or until the next invitation)", int_range(3, 600))
 
 
 @dataclass(frozen=True)
@@ -330,6 +349,7 @@ class Settings:
     tags: TagSettings = field(default_factory=TagSettings)
     texts: TextSettings = field(default_factory=TextSettings)
     sound: SoundSettings = field(default_factory=SoundSettings)
+    qr: QrSettings = field(default_factory=QrSettings)
     central: CentralSettings = field(default_factory=CentralSettings)
     reader: ReaderSettings = field(default_factory=ReaderSettings)
     source: str = field(default="(built-in defaults)", compare=False)
@@ -392,6 +412,8 @@ def from_dict(data: Mapping[str, Any], source: str = "<settings>", text: str | N
     result = Settings(**sections, source=source)
     for key, message in _pin_conflicts(result):
         report(key, message)
+    for key, message in _qr_fit(result):
+        report(key, message)
     if problems:
         raise ConfigError(problems)
     return result
@@ -415,6 +437,18 @@ def _pin_conflicts(settings: "Settings"):
             yield key, f"GPIO {pin} is already used by {owners[pin]}"
         else:
             owners[pin] = key
+
+
+def _qr_fit(settings: "Settings"):
+    """A template whose URL for a usual business cannot be drawn on this panel."""
+    template = settings.qr.url_template
+    if not template:
+        return
+    url = qr.fill(template, qr.TEMPLATE_FIELDS)
+    panel = (settings.display.width, settings.display.height)
+    if not qr.fits(url, panel):
+        yield ("qr.url_template", f"its URLs (e.g. {len(url)} characters: {shorten(url)}) are "
+               f"too long for a QR code on the {panel[0]}x{panel[1]} panel; shorten the template")
 
 
 def _build_section(cls, name, raw, report):

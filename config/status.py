@@ -120,6 +120,11 @@ def problems(data: dict) -> list[str]:
     buttons = hardware.get("buttons") or {}
     if buttons.get("closed"):
         out.append("buttons: released (the terminal is stopping?)")
+    sound = hardware.get("sound")
+    if isinstance(sound, dict) and sound.get("state") == "failing":
+        out.append(f"sound: {sound.get('last_error')} ({sound.get('errors')} errors)")
+    for problem in (sound.get("problems") or []) if isinstance(sound, dict) else []:
+        out.append(f"sound clip: {problem}")
     reader = hardware.get("reader")
     if reader and reader.get("state") not in ("connected", "connecting"):
         out.append(f"card reader: {reader.get('state')} {reader.get('detail') or ''}".rstrip())
@@ -177,6 +182,11 @@ def describe(d: dict) -> str:
         h = hardware["buttons"]
         rows.append(("buttons", f"{h.get('pin_factory')}, {h.get('events')} presses, down now: "
                                 f"{h.get('pressed_now') or 'none'}"))
+    if isinstance(hardware.get("sound"), dict):
+        h = hardware["sound"]
+        rows.append(("sound", f"{h.get('driver')}"
+                              + (f" on {h['device']}, {h.get('state')}" if h.get("device") else "")
+                              + (f", {h.get('started')} prompts" if "started" in h else "")))
     if "reader" in hardware:
         h = hardware["reader"]
         rows.append(("card reader", f"{h.get('state')} on {h.get('port')}"))

@@ -1,8 +1,11 @@
-"""Short prompts ("invite", "press", "thanks", "error") on a buzzer, or nowhere.
+"""Prompts for the person at the counter: spoken clips, a buzzer, or nowhere.
 
-`play` never waits: a background thread plays the pattern, and a newer prompt cuts
-the one playing short (a key press during the invitation chirp beeps at once). The
-silent player records what it was asked, so the simulator can show it.
+The prompts (PROMPTS) are spoken as WAV clips through ALSA with `sound.driver = "clips"`
+(drivers/sound_alsa.py, clips from drivers/sound_wav.py), or played as tone patterns on a
+buzzer; "press" is the buzzer's key click and has no clip. `play` never waits: a newer
+prompt cuts the one playing short, and a player that fails only says so in `health()`.
+The silent player records what it was asked, so the simulator can show it; the
+simulator's `--sound-dir` adds drivers/sound_record.py beside any of them.
 """
 from __future__ import annotations
 
@@ -15,7 +18,10 @@ from gpiozero.tones import Tone
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PATTERNS", "SilentPlayer", "BuzzerPlayer", "open_sound"]
+__all__ = ["PROMPTS", "PATTERNS", "SilentPlayer", "BuzzerPlayer", "Players", "open_sound"]
+
+# What the flow asks to be said, and when (docs/sound.md): the contract's names (apis.md §1c).
+PROMPTS = ("invite", "choose_reason", "thanks", "paused", "swipe_card", "not_found", "error")
 
 # (frequency in Hz or None for a rest, seconds). An active buzzer ignores the
 # frequency and just sounds. Tones stay within TonalBuzzer's A5 +- 1 octave.
@@ -24,12 +30,21 @@ PATTERNS: dict[str, tuple[tuple[float | None, float], ...]] = {
     "press": ((1760.0, 0.04),),
     "thanks": ((1047.0, 0.09), (1319.0, 0.09), (1568.0, 0.16)),
     "error": ((440.0, 0.25), (None, 0.10), (440.0, 0.25)),
+    "choose_reason": ((1175.0, 0.08), (None, 0.06), (880.0, 0.12)),
+    "paused": ((659.0, 0.20),),
+    "swipe_card": ((880.0, 0.06), (None, 0.05), (880.0, 0.06)),
+    "not_found": ((659.0, 0.12), (None, 0.06), (523.0, 0.20)),
 }
 
 
 def _check(name: str) -> None:
     if name not in PATTERNS:
         raise ValueError(f"unknown sound {name!r}; known: " + ", ".join(PATTERNS))
+
+
+def check_prompt(name: str) -> None:
+    """ValueError for a name that is neither a prompt nor the key click."""
+    _check(name)
 
 
 class SilentPlayer:
@@ -153,14 +168,61 @@ class BuzzerPlayer:
         self.close()
 
 
-def open_sound(settings, pin_factory, tonal: bool = False):
-    """The player for `settings` (a `SoundSettings`): silent or a buzzer on `settings.pin`.
+class Players:
+    """Several players as one (the simulator's --sound-dir beside the real sound)."""
+
+    def __init__(self, *players):
+        self.players = players
+
+    def play(self, name: str) -> None:
+        _check(name)
+        for player in self.players:
+            try:
+                player.play(name)
+            except Exception:   # one failing player must not silence the others
+                log.exception("sound: %s cannot play %r", type(player).__name__, name)
+
+    def health(self) -> dict:
+        out: dict = {}
+        for player in reversed(self.players):
+            out.update(player.health())
+        return out
+
+    def close(self) -> None:
+        for player in self.players:
+            player.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_sound(settings, pin_factory, tonal: bool = False, record_dir=None):
+    """The player for `settings` (a `SoundSettings`): silent, clips through ALSA on
+    `settings.device`, or a buzzer on `settings.pin`; with `record_dir`, every prompt is
+    also written there as a WAV file (the simulator's --sound-dir).
 
     `tonal` picks a passive piezo (TonalBuzzer, needs PWM) over an active buzzer; there
     is no setting for it yet.
     """
+    if settings.driver not in ("none", "clips", "buzzer"):
+        raise ValueError(f"unknown sound driver {settings.driver!r}")
+    clips = None
+    if settings.driver == "clips" or record_dir:
+        from drivers.sound_wav import Clips
+        clips = Clips(PROMPTS, settings.clips_dir, settings.volume)
+        for problem in clips.problems:
+            log.warning("sound clip %s", problem)
     if settings.driver == "none":
-        return SilentPlayer()
-    if settings.driver == "buzzer":
-        return BuzzerPlayer(settings.pin, pin_factory, tonal=tonal)
-    raise ValueError(f"unknown sound driver {settings.driver!r}")
+        player = SilentPlayer()
+    elif settings.driver == "buzzer":
+        player = BuzzerPlayer(settings.pin, pin_factory, tonal=tonal)
+    else:
+        from drivers.sound_alsa import AlsaPlayer
+        player = AlsaPlayer(clips, settings.device)
+    if record_dir:
+        from drivers.sound_record import DirRecorder
+        return Players(player, DirRecorder(clips, record_dir))
+    return player

@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3 python3-venv python3-pip fonts-unifont xfonts-wqy)
 # only for the tests: the install scripts are checked with shellcheck; debootstrap
 # builds the Debian root of `make test-install`; chromium runs the browser tests (through
-# playwright with the system browser: playwright never downloads one of its own here)
-TEST_APT_PACKAGES=(shellcheck debootstrap chromium)
+# playwright with the system browser: playwright never downloads one of its own here);
+# the sound driver plays through aplay (alsa-utils) to ALSA's null and file devices
+TEST_APT_PACKAGES=(shellcheck debootstrap chromium alsa-utils)
 VENV=.venv
 
 need_apt() {

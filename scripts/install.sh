@@ -7,7 +7,8 @@
 # What it does, each step printed as "changed", "unchanged" or "skipped":
 #   Debian packages (CJK bitmap fonts, python3-venv, i2c-tools, and the GPIO/SPI
 #   libraries where the archive has them: python3-lgpio, python3-rpi-lgpio,
-#   python3-spidev); the `pingjia` system user in the gpio, i2c, spi and dialout groups;
+#   python3-spidev), alsa-utils (aplay, for spoken prompts); the `pingjia` system user in
+#   the gpio, i2c, spi, dialout and audio groups;
 #   the `pingjia-admin` group for technicians (the user who ran sudo joins it); a
 #   virtualenv in /opt/pingjia with this project, the PyPI wheels of the hardware
 #   libraries the archive lacks (one line says which came from where), and
@@ -52,7 +53,7 @@ IMAGE=0
 WHEELHOUSE=${PINGJIA_WHEELHOUSE:-}
 DOWNLOAD=
 
-APT_PACKAGES=(fonts-unifont xfonts-wqy python3 python3-venv python3-pip i2c-tools)
+APT_PACKAGES=(fonts-unifont xfonts-wqy python3 python3-venv python3-pip i2c-tools alsa-utils)
 # Python module, its Debian package (the Raspberry Pi archive has all three, Debian
 # proper only python3-spidev), its PyPI name for the virtualenv otherwise. The last two
 # are what luma.core[gpio,spi] needs for an SPI panel's DC/RST lines and bus.
@@ -66,7 +67,7 @@ HW_CHOICES=() # "module|where it comes from", printed after the virtualenv step
 HW_FAILED=()  # PyPI names pip could not install
 SERVICE_USER=pingjia
 ADMIN_GROUP=pingjia-admin
-HW_GROUPS=(gpio i2c spi dialout)
+HW_GROUPS=(gpio i2c spi dialout audio)
 UNITS=(pingjia-terminal.service pingjia-agent.service)
 I2C_BAUD=400000
 

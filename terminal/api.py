@@ -99,7 +99,8 @@ class Operations:
             seen.add(item.project_no)
         visit_id = body.get("visit_id") or str(uuid.uuid4())
         staff = Staff(**_stripped(body["staff"])) if "staff" in body else None
-        return self._ask(lambda rid: Invite(visit_id, items, staff, rid))
+        follow_up = body.get("follow_up", False)
+        return self._ask(lambda rid: Invite(visit_id, items, staff, rid, follow_up=follow_up))
 
     def visit(self, visit_id: str, wait_s: Optional[int] = None):
         """The visit's state; with `wait_s`, not before it is no longer open or that many

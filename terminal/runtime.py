@@ -47,10 +47,11 @@ class Runtime:
     """Every part of a running terminal, opened in an order that fails early and cleanly."""
 
     def __init__(self, settings, *, secret: bytes | None = None, clock=None, api: bool = True,
-                 progress=None):
+                 progress=None, sound_dir=None):
         self.settings = settings
         self._progress = progress  # start-up news (a long salvage) for systemd
         self.clock = clock or clocks.SystemClock()
+        self._sound_dir = sound_dir   # the simulator's --sound-dir
         self._closers = []
         self._health_seen = None  # (data_version, records stored) when last read
         self._sync: dict = {}
@@ -81,7 +82,7 @@ class Runtime:
         # (buttons and ratings go on; status reports it; the display keeps trying)
         self.display = open_display(settings.display, absent_ok=True)
         self._closers.append(self._close_display)
-        self.sound = open_sound(settings.sound, self.pin_factory)
+        self.sound = open_sound(settings.sound, self.pin_factory, record_dir=self._sound_dir)
         self._closers.append(self.sound.close)
 
         self.lookup = self.reader = None
@@ -166,7 +167,7 @@ class Runtime:
         """Hardware and sync parts of GET /v1/status."""
         out = {"version": VERSION, "device_id": self.settings.device.id,
                "hardware": {"display": self.display.health(), "buttons": self.panel.health(),
-                            "sound": self.settings.sound.driver}}
+                            "sound": self._sound_health()}}
         if self.reader is not None:
             out["hardware"]["reader"] = self.reader.health()
         if self.salvage is not None:
@@ -180,6 +181,13 @@ class Runtime:
         except Exception:
             log.exception("sync view failed")  # the API reports the storage error itself
         return out
+
+    def _sound_health(self) -> dict:
+        try:
+            return self.sound.health()
+        except Exception as exc:   # status must answer whatever the sound does
+            return {"driver": self.settings.sound.driver, "state": "failing",
+                    "last_error": str(exc)[:200]}
 
     def run(self, stop: threading.Event, on_turn=None) -> None:
         """The event loop until `stop`; `on_turn()` after each turn (the watchdog ping,

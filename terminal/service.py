@@ -281,10 +281,12 @@ class Terminal:
         other invitation can slip in between the check and the step."""
         try:
             stored = self.store.visit(event.visit_id)
-            rated = frozenset(b.project_no for b in event.items if self.store.rated(b.project_no))
+            counts = {b.project_no: self.store.rating_count(b.project_no) for b in event.items}
         except sqlite3.Error as exc:
             raise StorageError(str(exc)) from exc
-        return replace(event, stored_kind=stored[0]["kind"] if stored else None, stored_rated=rated)
+        return replace(event, stored_kind=stored[0]["kind"] if stored else None,
+                       stored_rated=frozenset(pn for pn, n in counts.items() if n >= 1),
+                       stored_follow_ups=frozenset(pn for pn, n in counts.items() if n >= 2))
 
     def _lookup_facts(self, event: flow.LookupDone) -> flow.LookupDone:
         """Which businesses found by a kiosk lookup the store has rated (一次一评)."""

@@ -113,6 +113,12 @@ def add_command(subparsers) -> None:
                         "local API (api.allow_origins); repeatable")
     p.add_argument("--receiver-port", type=int, default=0,
                    help="port of the embedded receiver (default: any free port)")
+    p.add_argument("--sound", choices=("none", "alsa"), default="none",
+                   help="alsa: speak the prompts aloud (sound.device of --config, default "
+                        "\"default\"); default none")
+    p.add_argument("--sound-dir", metavar="DIR",
+                   help="write every prompt played into DIR as NNNNNN-<prompt>.wav, at the "
+                        "moment it starts")
     local.add_settings_option(p)  # `pingjia simulate --config F` as well as `pingjia --config F simulate`
     p.set_defaults(func=run_command)
 
@@ -127,7 +133,7 @@ def sim_settings(base, args, central_url: str = ""):
         "display": {"driver": driver, "output_dir": args.frames or str(data_dir / "frames")},
         "api": {"bind": "127.0.0.1", "port": args.port, "token": args.token, "token_file": "",
                 "allow_origins": [*base.api.allow_origins, *getattr(args, "allow_origin", [])]},
-        "sound": {"driver": "none"},
+        "sound": {"driver": "clips" if getattr(args, "sound", "none") == "alsa" else "none"},
     }
     if args.mode:
         values["device"]["mode"] = args.mode
@@ -251,7 +257,7 @@ def run_command(args) -> int:
         settings = sim_settings(base, args, central.url)
 
     try:
-        runtime = Runtime(settings, secret=secret)
+        runtime = Runtime(settings, secret=secret, sound_dir=args.sound_dir)
     except (OSError, *startup_errors()) as exc:
         if central is not None:
             central.close()

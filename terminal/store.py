@@ -343,6 +343,11 @@ class Reader:
                               "LIMIT 1", [project_no]).fetchone()
         return row is not None
 
+    def rating_count(self, project_no: str) -> int:
+        """How many ratings this business has here: 1, or 2 with its follow-up (追加评价)."""
+        return self.db.execute("SELECT count(*) FROM records WHERE project_no = ? AND "
+                               "kind = 'rating'", [project_no]).fetchone()[0]
+
     def records(self, after_seq: int = 0, limit: int | None = None) -> Iterator[dict]:
         sql = "SELECT json FROM records WHERE seq > ? ORDER BY seq"
         args: list = [after_seq]

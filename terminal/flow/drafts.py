@@ -31,7 +31,7 @@ def _base(config: FlowConfig, visit: Visit) -> Iterable[dict]:
             "staff_id": staff.id if staff else "",
             "staff_name": staff.name if staff else "",
             "tag_version": config.tags.version if config.tags else "",
-            "assess_number": 1,
+            "assess_number": 2 if item.project_no in visit.follow_ups else 1,
             "invited_at": visit.invited_at,
             "real_name": visit.real_name,
         }

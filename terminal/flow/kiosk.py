@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from terminal.clock import Now
 from terminal.flow import window
 from terminal.flow.model import (CardFailed, CardRead, ConfigChanged, Finished, Hold, Idle,
-                                 Info, Invited, LookupDone, Press, SetWindow, Sound, Staff,
+                                 Info, Invited, LookupDone, Press, Reply, SetWindow, Sound, Staff,
                                  StartLookup, State, Thanks, Tick, Visit)
 
 # What the buttons do on the business list, by position left to right (like TAG_ROLES):
@@ -150,7 +150,7 @@ def _lookup_done(state: State, ev: LookupDone, now: Now):
         return _notice(state, ev.error, now), (Sound("error"),)
     options = _not_yet_rated(state, ev)
     if not options:
-        return _notice(state, "not_found", now), ()
+        return _notice(state, "not_found", now), (Sound("not_found"),)
     if len(options) == 1:
         return _invite(state, options[0], now)
     choosing = Choosing(screen.masked_name, options, now.mono_ms + state.config.list_ms)
@@ -202,7 +202,7 @@ def _press(state: State, ev, now: Now):
         return state, ()
     if isinstance(screen, Idle) and not state.paused and not isinstance(ev, Hold):
         hint = cfg.text("kiosk_hint") or KIOSK_HINT
-        return replace(state, hint=hint, hint_until=now.mono_ms + cfg.hint_ms), ()
+        return replace(state, hint=hint, hint_until=now.mono_ms + cfg.hint_ms), (Sound("swipe_card"),)
     return window.step(state, ev, now)
 
 
@@ -235,7 +235,7 @@ def _set_window(state: State, ev: SetWindow, now: Now):
     state, effects = window.step(state, ev, now)
     if busy and ev.paused:  # a pause never cuts off a person looking up or choosing
         effects = tuple(replace(e, body={**e.body, "effective": "after_current"})
-                        for e in effects)
+                        for e in effects if isinstance(e, Reply))
     return state, effects
 
 

@@ -25,6 +25,7 @@ class Business:
     task_handle_item: str = ""
     dept_code: str = ""
     dept_name: str = ""
+    rate_url: str = ""   # the platform's rating page for this business, if it has one
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Visit:
     clock_synced: bool
     channel: str = "window"
     real_name: bool = False
+    follow_ups: frozenset = frozenset()   # project_nos rated before: this is their 追加评价
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class FlowConfig:
     lookup_ms: int = 5_000            # kiosk: the central lookup's own timeout
     card_types: tuple = CARD_TYPES    # kiosk: card types that may look up businesses
     list_ms: int = 15_000             # kiosk: a card holder's business list, without a key
+    panel: tuple = (128, 64)          # the QR code must fit on it (config/qr.py)
+    qr_template: str = ""             # qr.url_template
+    qr_ms: int = 30_000               # qr.show_s: the idle screen's QR after an unrated end
+    large_text: bool = False          # display.large_text
 
     def text(self, key: str) -> str:
         """A screen text: the configured one, else the settings' documented default."""
@@ -108,7 +114,10 @@ class FlowConfig:
                    area_code=site.area_code, pf=site.pf, dept_code=site.dept_code,
                    dept_name=site.dept_name, require_staff=site.require_staff, version=version,
                    lookup_ms=settings.reader.lookup_timeout_s * 1000,
-                   card_types=tuple(settings.reader.card_types), list_ms=t.kiosk_list_s * 1000)
+                   card_types=tuple(settings.reader.card_types), list_ms=t.kiosk_list_s * 1000,
+                   panel=(settings.display.width, settings.display.height),
+                   qr_template=settings.qr.url_template, qr_ms=settings.qr.show_s * 1000,
+                   large_text=settings.display.large_text)
 
 
 # --- screens (the mode the flow is in) ------------------------------------------
@@ -141,14 +150,17 @@ class Tagging:
 
 @dataclass(frozen=True)
 class Saving:
-    """Records handed to the store; the thanks screen waits for the commit."""
+    """Records handed to the store; the thanks screen waits for the commit. `qr`: the
+    visit's rating-page URLs (terminal/flow/links.py), shown once it is stored."""
     level: Optional[int]
+    qr: tuple = ()
 
 
 @dataclass(frozen=True)
 class Thanks:
     level: int
     deadline: int
+    qr: tuple = ()   # URLs to add written comments on the platform (扫码补充意见)
 
 
 @dataclass(frozen=True)
@@ -193,6 +205,8 @@ class State:
     health: Mapping[str, object] = field(default_factory=dict)
     lookups: int = 0             # kiosk: id of the last lookup started
     last_test: Mapping[str, object] = field(default_factory=dict)  # how the last test ended
+    qr: tuple = ()               # idle after an unrated end: URLs to rate later (扫码评价)
+    qr_until: int = 0
 
 
 # --- events -------------------------------------------------------------------
@@ -201,13 +215,16 @@ class State:
 class Invite:
     """An invitation. The shell fills in what the store knows (`stored_kind`: kind of a
     stored record of this visit; `stored_rated`: project_nos among the items already
-    rated) on the event thread, so that 一次一评 is checked atomically with the step."""
+    rated; `stored_follow_ups`: those rated twice) on the event thread, so that 一次一评
+    is checked atomically with the step."""
     visit_id: str
     items: tuple[Business, ...]
     staff: Optional[Staff] = None
     request_id: Optional[int] = None
     stored_kind: Optional[str] = None
     stored_rated: frozenset = frozenset()
+    follow_up: bool = False              # 追加评价: one more rating of a rated business
+    stored_follow_ups: frozenset = frozenset()   # project_nos whose follow-up is stored
 
 
 @dataclass(frozen=True)
@@ -354,4 +371,4 @@ class StartLookup:
 
 @dataclass(frozen=True)
 class Sound:
-    name: str  # "invite", "press", "thanks", "error"
+    name: str  # a prompt of drivers/sound.py PROMPTS, or "press" (a key click, buzzer only)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from terminal.clock import Now
-from terminal.flow import drafts
+from terminal.flow import drafts, links
 from terminal.flow.model import (
     Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Open, Press, Reply,
     Saving, SetWindow, Shutdown, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging,
@@ -60,6 +60,8 @@ def next_deadline(state: State):
         times.append(state.fault_until)
     if state.pending:
         times.append(state.retry_at)
+    if state.qr_until:
+        times.append(state.qr_until)
     return min(t for t in times if t)
 
 
@@ -93,8 +95,10 @@ def step(state: State, event, now: Now):
 # --- helpers -----------------------------------------------------------------
 
 def _go(state: State, screen, now: Now) -> State:
+    # The idle screen's QR code stays only while the screen stays idle.
+    qr, qr_until = (state.qr, state.qr_until) if isinstance(screen, Idle) else ((), 0)
     return replace(state, screen=screen, page=0, page_at=now.mono_ms + state.config.page_ms,
-                   hint="", hint_until=0)
+                   hint="", hint_until=0, qr=qr, qr_until=qr_until)
 
 
 def _store(state: State, records: tuple, effects: list):
@@ -113,8 +117,10 @@ def _finish(state: State, records: tuple, level, now: Now, effects: list) -> Sta
     While the store is failing the records wait in memory and the person is not thanked:
     the fault screen says what is wrong instead.
     """
+    visit = open_visit(state)
+    qr = links.urls(state.config, visit) if visit is not None else ()
     state, sent = _store(state, records, effects)
-    return _go(state, Saving(level) if sent else Idle(), now)
+    return _go(state, Saving(level, qr) if sent else Idle(), now)
 
 
 def _close(state: State, now: Now, reason: str):
@@ -160,6 +166,13 @@ def _invite(state: State, ev: Invite, now: Now):
     refusal = _once_only(state, ev)
     if refusal is not None:
         return state, (refusal,)
+    long_url = links.too_long(cfg, ev.items)
+    if long_url is not None:
+        w, h = cfg.panel
+        return state, (_error(ev.request_id, 400, "rate_url_too_long",
+                              f"rate_url of business {long_url.project_no} is too long for a QR "
+                              f"code on this {w}x{h} panel; give a shorter URL",
+                              field="items.rate_url", project_no=long_url.project_no),)
     if state.storage_error:
         return state, (_error(ev.request_id, 503, "storage_failed",
                               "the device cannot store records: " + state.storage_error),)
@@ -176,9 +189,11 @@ def _invite(state: State, ev: Invite, now: Now):
     if current is not None:  # say what became of the one this replaces
         body["superseded"] = {"visit_id": current.visit_id,
                               "state": "unrated" if level is None else "rated"}
+    follow_ups = frozenset(b.project_no for b in ev.items
+                           if ev.follow_up and b.project_no in ev.stored_rated)
     visit = Visit(visit_id=ev.visit_id, items=tuple(ev.items), staff=staff,
                   invited_at=now.iso(), invited_mono=now.mono_ms, clock_synced=now.synced,
-                  channel="kiosk" if cfg.mode == "kiosk" else "window")
+                  channel="kiosk" if cfg.mode == "kiosk" else "window", follow_ups=follow_ups)
     state = _go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now)
     effects += [opened(cfg, visit), Sound("invite"), _reply(ev.request_id, 201, body)]
     return state, tuple(effects)
@@ -190,10 +205,11 @@ def opened(cfg, visit: Visit) -> Open:
 
 
 def _once_only(state: State, ev: Invite):
-    """Refuse what would break 一次一评: reopening a closed visit, rating a business twice.
+    """Refuse what would break 一次一评: reopening a closed visit, rating a business twice
+    (three times with `follow_up`, 追加评价: a stored rating may get one follow-up).
 
     Ratings not yet in the store count too: reasons being chosen, drafts held while the
-    storage fails.
+    storage fails; a rating not yet stored cannot be followed up yet.
     """
     held = [d for d in state.pending if isinstance(d, dict)]
     closed = ev.stored_kind or next((d["kind"] for d in held if d.get("visit_id") == ev.visit_id), None)
@@ -205,7 +221,8 @@ def _once_only(state: State, ev: Invite):
     held_rated = {d.get("project_no") for d in held if d.get("kind") == "rating"}
     for item in ev.items:
         pn = item.project_no
-        if pn in ev.stored_rated or pn in underway or pn in held_rated:
+        if pn in underway or pn in held_rated or (
+                pn in ev.stored_rated and (not ev.follow_up or pn in ev.stored_follow_ups)):
             return _error(ev.request_id, 409, "already_rated",
                           f"business {pn} has already been rated (一次一评: one rating per "
                           "service)", project_no=pn)
@@ -235,6 +252,7 @@ def _sign_out(state: State, ev: SignOut, now: Now):
 
 
 def _set_window(state: State, ev: SetWindow, now: Now):
+    was_paused = state.paused
     state = replace(state, paused=ev.paused, pause_message=ev.message if ev.paused else "")
     busy = open_visit(state) is not None or isinstance(state.screen, (Saving, Thanks))
     if isinstance(state.screen, Info):
@@ -242,7 +260,8 @@ def _set_window(state: State, ev: SetWindow, now: Now):
     # A pause never cuts a person off: it takes effect once the current rating is over.
     body = {"state": "paused" if ev.paused else "open",
             "effective": "after_current" if ev.paused and busy else "now"}
-    return state, (_reply(ev.request_id, 200, body),)
+    said = (Sound("paused"),) if ev.paused and not busy and not was_paused else ()
+    return state, said + (_reply(ev.request_id, 200, body),)
 
 
 # --- buttons ----------------------------------------------------------------------
@@ -272,7 +291,7 @@ def _rate(state: State, screen: Invited, level: int, now: Now):
         tagging = Tagging(visit=screen.visit, level=level, rated_at=now.iso(),
                           rated_mono=now.mono_ms, rated_synced=now.synced, options=options,
                           deadline=now.mono_ms + cfg.tags_ms)
-        return _go(state, tagging, now), (Sound("press"),)
+        return _go(state, tagging, now), (Sound("choose_reason"),)
     records = drafts.rating(cfg, screen.visit, level, rated_at=now.iso(),
                             rated_mono=now.mono_ms, synced=now.synced)
     effects: list = [Sound("press")]
@@ -312,6 +331,8 @@ def _tick(state: State, ev: Tick, now: Now):
         state = replace(state, fault="", fault_until=0)
     if state.hint_until and t >= state.hint_until:
         state = replace(state, hint="", hint_until=0)
+    if state.qr_until and t >= state.qr_until:
+        state = replace(state, qr=(), qr_until=0)
     if state.pending and t >= state.retry_at:
         effects.append(Append(state.pending))
         state = replace(state, pending=(), retry_at=0)
@@ -337,9 +358,11 @@ def _stored(state: State, ev: Stored, now: Now):
     if isinstance(screen, Saving):
         if screen.level:
             effects.append(Sound("thanks"))
-            state = _go(state, Thanks(screen.level, now.mono_ms + state.config.thanks_ms), now)
-        else:
-            state = _go(state, Idle(), now)
+            state = _go(state, Thanks(screen.level, now.mono_ms + state.config.thanks_ms,
+                                      screen.qr), now)
+        else:   # unrated: the person may rate later on the platform (扫码评价)
+            until = now.mono_ms + state.config.qr_ms if screen.qr else 0
+            state = _go(replace(state, qr=screen.qr, qr_until=until), Idle(), now)
     return state, tuple(effects)
 
 

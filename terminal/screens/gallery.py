@@ -44,6 +44,10 @@ FOUND = (flow.Finished(Business("330106202611200017", "城乡居民基本养老�
          flow.Finished(Business("330106202611210033", "户籍迁入", dept_name="区公安分局"),
                        "李建国", "2026-11-21T10:40:00+08:00"),
          flow.Finished(LONG_ITEM, "王芳", "2026-11-22T09:20:01+08:00"))
+# QR codes: an item with the platform's own rating page, and the template for the others.
+RATE_URL = "https://hcp.example.gov.cn/r/330106202611220001"
+QR_ITEM = replace(SHORT_ITEM, rate_url=RATE_URL)
+QR_TEMPLATE = "https://hcp.example.gov.cn/r/{project_no}"
 HEALTH = {"queue_depth": 12, "last_upload_at": "2026-11-22T08:59:30+08:00",
           "network": "online", "ip": "192.168.10.23"}
 
@@ -76,6 +80,11 @@ class _Run:
     def role(self, *roles) -> "_Run":
         order = self.state.config.order
         return self.send(*(Press(order[TAG_ROLES.index(r)]) for r in roles))
+
+    def timeout(self) -> "_Run":
+        """Let the invitation run out (unrated `timeout`)."""
+        self.clock.advance(self.state.config.invite_ms)
+        return self.send(Tick())
 
     def pages(self, n: int) -> "_Run":
         """Let `n` page turns pass (the flow turns a page every page_ms)."""
@@ -128,7 +137,39 @@ def gallery_states(config: Optional[FlowConfig] = None) -> list[tuple[str, State
         ("info", run().send(Health(HEALTH), Hold(5)).state),
         ("storage_error", storage.state),
         ("fault", invite(SHORT_ITEM).fault("ZeroDivisionError: division by zero").state),
-    ] + kiosk_states(cfg)
+    ] + qr_states(cfg) + large_text_states(cfg) + kiosk_states(cfg)
+
+
+def qr_states(cfg: FlowConfig) -> list[tuple[str, State]]:
+    """Every screen with a QR code: from an item's rate_url and from qr.url_template."""
+    templated = replace(cfg, qr_template=QR_TEMPLATE)
+
+    def invite(config, item) -> _Run:
+        return _Run(config).send(SignIn(STAFF), Invite("visit-1", (item,)))
+
+    return [
+        ("thanks_qr", invite(cfg, QR_ITEM).send(Press(4)).state),
+        ("thanks_qr_template", invite(templated, SHORT_ITEM).send(Press(4)).state),
+        ("idle_qr", invite(cfg, QR_ITEM).timeout().state),
+        ("idle_qr_template", invite(templated, SHORT_ITEM).timeout().state),
+    ]
+
+
+def large_text_states(cfg: FlowConfig) -> list[tuple[str, State]]:
+    """display.large_text: 24-px prompt, level names and thanks."""
+    large = replace(cfg, large_text=True)
+
+    def invite(*items) -> _Run:
+        return _Run(large).send(SignIn(STAFF), Invite("visit-1", tuple(items)))
+
+    return [
+        ("large-idle", _Run(large).send(SignIn(STAFF)).state),
+        ("large-invited", invite(SHORT_ITEM).state),
+        ("large-invited_p1", invite(SHORT_ITEM).pages(1).state),
+        ("large-tagging", invite(SHORT_ITEM).send(Press(2)).state),
+        ("large-thanks", invite(SHORT_ITEM).send(Press(5)).state),
+        ("large-thanks_qr", invite(QR_ITEM).send(Press(5)).state),
+    ]
 
 
 def kiosk_states(cfg: FlowConfig) -> list[tuple[str, State]]:
@@ -162,7 +203,15 @@ def kiosk_states(cfg: FlowConfig) -> list[tuple[str, State]]:
         ("kiosk-unreadable", notice(flow.CardFailed("unreadable"))),
         ("kiosk-unsupported", notice(flow.CardFailed("unsupported"))),
         ("kiosk-reader_fault", notice(flow.CardFailed("reader_fault"))),
+        ("kiosk-idle_qr", _Run(kiosk).send(Invite("app-1", (QR_ITEM,))).timeout().state),
+        ("kiosk-thanks_qr", _kiosk_rated(replace(kiosk, qr_template=QR_TEMPLATE))),
     ]
+
+
+def _kiosk_rated(config: FlowConfig) -> State:
+    """A card holder's one business found, rated 5: the thanks screen."""
+    r = _Run(config).send(CARD)
+    return r.send(flow.LookupDone(r.state.lookups, FOUND[:1]), Press(5)).state
 
 
 def _saving(r: _Run) -> State:

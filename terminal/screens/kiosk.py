@@ -50,7 +50,7 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
                   and not state.paused)
     if state.storage_error or not (kiosk_idle or isinstance(screen, KIOSK_SCREENS)):
         return window.render(state, size, mode, fonts)
-    c = Canvas(size, mode, fonts)
+    c = Canvas(size, mode, fonts, state.config.large_text)
     if isinstance(screen, LookingUp):
         _looking_up(c, state, screen)
     elif isinstance(screen, Choosing):
@@ -67,25 +67,37 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
 
 def _idle(c: Canvas, state: State) -> None:
     s = c.small
-    top = _hall_line(c, state)
     down = state.health.get("reader") in READER_DOWN
+    if state.qr and not down:   # after an unrated end: rate later on the platform
+        top = _hall_line(c, state, window.qr_left(c, state.qr[0]))
+        window.qr_screen(c, state, state.qr, [(window.QR_RATE[0], c.prompt, c.ink.fg),
+                                              (window.QR_RATE[1], (s,), c.ink.dim)], top)
+        _kiosk_hint(c, state, top)
+        return
+    top = _hall_line(c, state)
     title, hint = NOTICES["reader_fault"] if down else (CARD_PROMPT, CARD_HINT)
-    _column(c, [(title, c.both, c.ink.fg), (hint, (s,), c.ink.dim)],
+    _column(c, [(title, c.prompt, c.ink.fg), (hint, (s,), c.ink.dim)],
             Box(0, top, c.w, c.h - top), state.page)
+    _kiosk_hint(c, state, top)
+
+
+def _kiosk_hint(c: Canvas, state: State, top: int) -> None:
     if state.hint:
         _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page,
                  Box(0, top - 1, c.w, c.h - top + 1))
 
 
-def _hall_line(c: Canvas, state: State) -> int:
-    """Top line: the hall's name, and on the right what waits to be sent. Next free y."""
+def _hall_line(c: Canvas, state: State, width=None) -> int:
+    """Top line in `width` px (default: the panel's): the hall's name, and on the right
+    what waits to be sent. Next free y."""
     s, y = c.small, c.y0
+    w = c.w if width is None else width
     sync = _sync_text(state.health)
     right = s.width(sync) + 4 if sync else 0
     if sync:
-        c.bar(Box(c.w - right, 0, right, y + s.height), sync, (s,))
+        c.bar(Box(w - right, 0, right, y + s.height), sync, (s,))
     name = state.config.hall_name or "自助服务终端"
-    c.text(Box(0, y, c.w - right - 2, s.height), name, (s,), state.page, fill=c.ink.dim)
+    c.text(Box(0, y, w - right - 2, s.height), name, (s,), state.page, fill=c.ink.dim)
     return y + s.pitch
 
 

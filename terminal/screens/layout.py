@@ -63,6 +63,52 @@ class Face:
         return lines * self.pitch - 1 if lines else 0
 
 
+class Scaled:
+    """A bitmap font drawn `k` times larger, pixel for pixel (display.large_text: the
+    12-px WenQuanYi glyphs doubled make 24 px; no 24-px CJK bitmap font is packaged).
+    Measures like a PIL font; drawn by `draw_line`."""
+
+    def __init__(self, base, k: int = 2):
+        self.base, self.k = base, k
+
+    def getlength(self, text: str) -> float:
+        return self.base.getlength(text) * self.k
+
+    def getbbox(self, text: str):
+        return tuple(v * self.k for v in self.base.getbbox(text))
+
+    def draw(self, draw, xy, text: str, fill) -> None:
+        from PIL import Image, ImageDraw as Draw
+        left, top, right, bottom = self.base.getbbox(text)
+        if right <= 0 or bottom <= 0:
+            return
+        mask = Image.new("1", (right, bottom), 0)
+        small = Draw.Draw(mask)
+        small.fontmode = "1"
+        small.text((0, 0), text, font=self.base, fill=1)
+        mask = mask.resize((right * self.k, bottom * self.k), Image.Resampling.NEAREST)
+        draw.bitmap((int(xy[0]), int(xy[1])), mask, fill=fill)
+
+
+_scaled: dict = {}
+
+
+def scaled(font, k: int = 2) -> Scaled:
+    """The one Scaled of `font` (its Face is measured once, like any font's)."""
+    found = _scaled.get((font, k))
+    if found is None:
+        found = _scaled[(font, k)] = Scaled(font, k)
+    return found
+
+
+def draw_line(draw, xy, text: str, font, fill) -> None:
+    """One line of text in a PIL font or a Scaled one."""
+    if isinstance(font, Scaled):
+        font.draw(draw, xy, text, fill)
+    else:
+        draw.text(xy, text, font=font, fill=fill)
+
+
 _faces: dict = {}
 
 
@@ -271,7 +317,7 @@ def draw_fitted(draw: ImageDraw.ImageDraw, box: Box, fitted: Fitted, page: int, 
             x = x0 + max(0, (room - f.width(line)) // 2)
         elif align == "right":
             x = x0 + max(0, room - f.width(line))
-        draw.text((x, y + i * f.pitch - f.top), line, font=f.font, fill=fill)
+        draw_line(draw, (x, y + i * f.pitch - f.top), line, f.font, fill)
     if fitted.paged:
         page_bar(draw, Box(box.right - 2, box.y, 2, min(box.h, f.block(fitted.rows))),
                  page % len(fitted.pages), len(fitted.pages),

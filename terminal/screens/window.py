@@ -18,10 +18,11 @@ from typing import Optional, Sequence
 
 from PIL import Image, ImageDraw
 
+from config import qr as qr_codes
 from terminal.clock import CHINA
 from terminal.flow.model import TAG_ROLES, Info, Invited, Saving, State, Tagging, Thanks
 from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, ellipsize, face, fit,
-                                     paginate, wrap)
+                                     paginate, scaled, wrap)
 
 SIZES = ((128, 64), (256, 64))
 MODES = ("1", "L")
@@ -29,6 +30,11 @@ MODES = ("1", "L")
 ROLE_TEXT = {"up": "上移", "down": "下移", "toggle": "选择", "back": "返回", "submit": "提交"}
 ROLE_SHORT = {"up": "▲", "down": "▼", "toggle": "选", "back": "返", "submit": "交"}
 NETWORK_TEXT = {"online": "在线", "offline": "离线"}
+# A space is where a narrow panel breaks the line (left of the code there is room for
+# five or six characters); a wide one shows it as a space.
+QR_COMMENT = "扫码 补充意见"     # thanks screen: add written comments on the platform
+QR_RATE = ("扫码评价", "可在手机上 稍后评价")   # idle after an unrated end: rate later
+LIT = 255                      # the QR code's field: full brightness on every panel
 # Storage errors as a short code a technician can tell apart: a kind, then a checksum.
 _STORAGE_KINDS = (("full", "FULL"), ("i/o", "IO"), ("readonly", "RO"), ("read-only", "RO"),
                   ("locked", "LOCK"), ("busy", "LOCK"), ("malformed", "BAD"),
@@ -52,7 +58,7 @@ INKS = {"1": Ink(fg=255, dim=255, bg=0, bar=255, on_bar=0),
 class Canvas:
     """One frame being drawn: the image, its fonts and inks, and the text helpers."""
 
-    def __init__(self, size, mode: str, fonts):
+    def __init__(self, size, mode: str, fonts, large_text: bool = False):
         if mode not in INKS:
             raise ValueError(f"unsupported mode {mode!r}: use one of {MODES}")
         if fonts is None:
@@ -66,6 +72,11 @@ class Canvas:
         self.small = face(fonts.small)
         self.large = face(fonts.large)
         self.both = (self.large, self.small)   # big when it fits whole, else small
+        # display.large_text: the prompt, level names and thanks in 24-px characters
+        # (the 12-px font doubled), paged when they need more room than that.
+        self.large_text = large_text
+        self.huge = face(scaled(fonts.small, 2)) if large_text else None
+        self.prompt = (self.huge,) if large_text else self.both
         # Text starts this far down so that brackets sticking out above a line stay on
         # the panel; `frame` is the area below.
         self.y0 = max(self.small.over, self.large.over)
@@ -94,7 +105,7 @@ class Canvas:
 
 def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.Image:
     """The frame for `state`: a pure function of its arguments."""
-    c = Canvas(size, mode, fonts)
+    c = Canvas(size, mode, fonts, state.config.large_text)
     screen = state.screen
     if state.storage_error:
         _storage_error(c, state)
@@ -141,17 +152,19 @@ def _label(state: State, level) -> str:
     return str(state.config.labels.get(level, level))
 
 
-def _status(c: Canvas, state: State) -> int:
-    """Top line: window number left, sync indicator right. Returns the next free y."""
+def _status(c: Canvas, state: State, width: Optional[int] = None) -> int:
+    """Top line: window number left, sync indicator right, in `width` px (default: the
+    panel's). Returns the next free y."""
     s, y = c.small, c.y0
+    w = c.w if width is None else width
     sync = _sync_text(state.health)
     right = 0
     if sync:
         right = s.width(sync) + 4
-        c.box(Box(c.w - right, 0, right, y + s.height), c.ink.bar)
-        c.draw.text((c.w - right + 2, y - s.top), sync, font=s.font, fill=c.ink.on_bar)
+        c.box(Box(w - right, 0, right, y + s.height), c.ink.bar)
+        c.draw.text((w - right + 2, y - s.top), sync, font=s.font, fill=c.ink.on_bar)
         right += 2
-    c.text(Box(0, y, c.w - right, s.height), f"窗口 {state.config.window_no}".strip(), (s,),
+    c.text(Box(0, y, w - right, s.height), f"窗口 {state.config.window_no}".strip(), (s,),
            state.page)
     return y + s.pitch
 
@@ -169,8 +182,55 @@ def _sync_text(health) -> str:
     return " ".join(parts)
 
 
+def staff_text(staff) -> tuple[str, tuple]:
+    """(text, shorter forms) of the staff member: name and number (工号) side by side; the
+    name is never dropped."""
+    if staff is None:
+        return "", ()
+    if not staff.id:
+        return f"工作人员 {staff.name}", (staff.name,)
+    return (f"工作人员 {staff.name} 工号{staff.id}",
+            (f"{staff.name} 工号{staff.id}", f"{staff.name} {staff.id}"))
+
+
+def draw_qr(c: Canvas, url: str) -> int:
+    """The QR code of `url` at the right edge, centred up and down: dark modules on a lit
+    field with its quiet zone (config/qr.py says how big). Returns the x left of it."""
+    placed = qr_codes.place(url, (c.w, c.h))
+    if placed is None:   # the flow refuses such URLs; nothing half-drawn if one slips by
+        return c.w
+    x0, y0 = c.w - placed.size, (c.h - placed.size) // 2
+    c.draw.rectangle((x0, y0, c.w - 1, y0 + placed.size - 1), fill=LIT)
+    k, edge = placed.scale, placed.border
+    for r, row in enumerate(placed.modules):
+        for col, dark in enumerate(row):
+            if dark:
+                x, y = x0 + (col + edge) * k, y0 + (r + edge) * k
+                c.draw.rectangle((x, y, x + k - 1, y + k - 1), fill=0)
+    return x0
+
+
+def qr_left(c: Canvas, url: str) -> int:
+    """The room left of the code of `url` (the whole width when it cannot be drawn)."""
+    placed = qr_codes.place(url, (c.w, c.h))
+    return c.w - placed.size - 2 if placed is not None else c.w
+
+
+def qr_screen(c: Canvas, state: State, urls: tuple, blocks, top: int) -> None:
+    """A QR code on the right (one of `urls` per page), `blocks` of text left of it."""
+    url = urls[state.page % len(urls)]
+    x = draw_qr(c, url)
+    _column(c, blocks, Box(0, top, x - 2, c.h - top), state.page)
+
+
 def _idle(c: Canvas, state: State) -> None:
     s, cfg = c.small, state.config
+    if state.qr:
+        top = _status(c, state, qr_left(c, state.qr[0]))
+        qr_screen(c, state, state.qr, [(QR_RATE[0], c.prompt, c.ink.fg),
+                                       (QR_RATE[1], (s,), c.ink.dim)], top)
+        _hint(c, state)
+        return
     y = _status(c, state)
     if cfg.hall_name:
         c.text(Box(0, y, c.w, s.height), cfg.hall_name, (s,), state.page, fill=c.ink.dim)
@@ -179,15 +239,19 @@ def _idle(c: Canvas, state: State) -> None:
     if cfg.mode != "kiosk":
         bottom = c.h - s.height
         if state.staff is not None:
-            c.text(Box(0, bottom, c.w, s.height), f"工作人员 {state.staff.name}", (s,),
-                   state.page, shorter=(state.staff.name,))
+            text, shorter = staff_text(state.staff)
+            c.text(Box(0, bottom, c.w, s.height), text, (s,), state.page, shorter=shorter)
         else:
             c.text(Box(0, bottom, c.w, s.height), "未签到", (s,), fill=c.ink.dim)
         bottom -= 1
-    c.text(Box(0, y, c.w, bottom - y), _text(state, "welcome"), c.both, state.page,
+    c.text(Box(0, y, c.w, bottom - y), _text(state, "welcome"), c.prompt, state.page,
            align="center", valign="middle")
+    _hint(c, state)
+
+
+def _hint(c: Canvas, state: State) -> None:
     if state.hint:
-        top = c.y0 + s.pitch - 1
+        top = c.y0 + c.small.pitch - 1
         _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page, Box(0, top, c.w, c.h - top))
 
 
@@ -206,22 +270,29 @@ def _invited(c: Canvas, state: State, screen: Invited) -> None:
 
     # Info lines under the item name: the serial of the item shown, and the staff member.
     # Which item is shown depends on the page, so lay out the item names first.
-    staff = visit.staff.name if visit.staff is not None else ""
+    staff, staff_shorter = staff_text(visit.staff)
     serials = [f"流水号 {it.project_no}" for it in items]
     merged = bool(staff) and all(
-        s.width(f"{x}  工作人员 {staff}") <= c.w for x in serials or [""])
+        s.width(f"{x}  {staff}") <= c.w for x in serials or [""])
     n_info = (1 if merged or not staff else 2) if items else (1 if staff else 0)
 
-    # The prompt bar: large when it fits whole and leaves two lines for the item name.
-    for bar_face in (large, s):
+    # The prompt bar: large when it fits whole and leaves two lines for the item name;
+    # with large_text always 24 px, paged, and the item name gets what is left.
+    for bar_face in ((c.huge,) if c.large_text else (large, s)):
         item_rows = (c.frame.h - bar_face.height + 1 - n_info * s.pitch) // s.pitch
-        if bar_face is s or (item_rows >= 2 and bar_face.width(prompt) <= c.w - 2):
+        if bar_face is s or c.large_text or (item_rows >= 2 and bar_face.width(prompt) <= c.w - 2):
             break
+    if c.large_text and item_rows < 1:   # info lines give way: they page with the item
+        n_info = max(0, n_info - 1)
+        item_rows = (c.frame.h - bar_face.height + 1 - n_info * s.pitch) // s.pitch
     item_rows = max(1, item_rows)
     bar_top = c.y0 + (item_rows + n_info) * s.pitch - 1
-    bar_text = f"{title} · {prompt}" if title else prompt
-    c.bar(Box(0, bar_top, c.w, c.h - bar_top), bar_text, (bar_face, s), state.page,
-          shorter=(prompt,))
+    if c.large_text:
+        c.bar(Box(0, bar_top, c.w, c.h - bar_top), prompt, (bar_face,), state.page)
+    else:
+        bar_text = f"{title} · {prompt}" if title else prompt
+        c.bar(Box(0, bar_top, c.w, c.h - bar_top), bar_text, (bar_face, s), state.page,
+              shorter=(prompt,))
 
     # Item names, "i/n" in front when several, cycling through every page of every item.
     item_box = Box(0, c.y0, c.w, s.block(item_rows))
@@ -245,11 +316,13 @@ def _invited(c: Canvas, state: State, screen: Invited) -> None:
     if items:
         serial = items[index].project_no
         if merged:
-            info.append((f"流水号 {serial}  工作人员 {staff}", ()))
+            info.append((f"流水号 {serial}  {staff}", ()))
         else:
             info.append((f"流水号 {serial}", (serial,)))
     if staff and not merged:
-        info.append((f"工作人员 {staff}", (staff,)))
+        info.append((staff, staff_shorter))
+    if n_info and len(info) > n_info:   # large_text: fewer info rows, taking turns page by page
+        info = [info[state.page % len(info)]]
     for value, shorter in info:
         c.text(Box(0, y, c.w, s.height), value, (s,), state.page, shorter=shorter)
         y += s.pitch
@@ -269,8 +342,11 @@ def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
         pw = s.width(position)
         c.text(Box(c.w - pw, c.y0, pw, s.height), position, (s,), fill=c.ink.dim)
         label = _label(state, screen.level)
-        c.text(Box(0, c.y0, c.w - pw - 4, s.height), f"{label}：请选择原因（可多选）", (s,),
-               state.page, shorter=(f"{label}：请选择原因", f"{label} 请选择", label))
+        if c.large_text:
+            c.text(Box(0, c.y0, c.w - pw - 4, c.huge.height), label, (c.huge,), state.page)
+        else:
+            c.text(Box(0, c.y0, c.w - pw - 4, s.height), f"{label}：请选择原因（可多选）", (s,),
+                   state.page, shorter=(f"{label}：请选择原因", f"{label} 请选择", label))
 
     # Key caps, one above each physical button, left to right.
     cells = min(len(cfg.order), len(TAG_ROLES))
@@ -285,7 +361,7 @@ def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
                     font=s.font, fill=c.ink.on_bar)
 
     # The list: the cursor's tag in full (wrapped, paged if it must), the others on a row.
-    top = c.y0 + s.pitch
+    top = c.y0 + (c.huge.pitch if c.large_text and not screen.warn else s.pitch)
     rows = s.rows(cap_top - top)
     if not n:
         return
@@ -332,9 +408,17 @@ def _check_box(c: Canvas, x: int, y: int, checked: bool, fg, bg) -> None:
 
 
 def _thanks(c: Canvas, state: State, screen: Thanks) -> None:
-    _column(c, [(_text(state, "thanks"), c.both, c.ink.fg),
-                (f"您的评价：{_label(state, screen.level)}", (c.small,), c.ink.dim)],
-            c.frame, state.page)
+    label = _label(state, screen.level)
+    said = (label, c.prompt, c.ink.dim) if c.large_text else \
+        (f"您的评价：{label}", (c.small,), c.ink.dim)
+    thanks = (_text(state, "thanks"), c.prompt, c.ink.fg)
+    if screen.qr:
+        blocks = [thanks, (QR_COMMENT, (c.small,), c.ink.fg)]
+        if c.w >= 256 and not c.large_text:   # else no room left of the code for it
+            blocks.insert(1, said)
+        qr_screen(c, state, screen.qr, blocks, c.y0)
+        return
+    _column(c, [thanks, said], c.frame, state.page)
 
 
 def _info(c: Canvas, state: State) -> None:

@@ -131,10 +131,11 @@ def test_the_terminal_runs_the_terminal_and_the_agent_the_agent(terminal, agent)
 
 
 def test_hardware_groups_for_the_terminal_only(terminal, agent):
-    assert sorted(words(terminal, "Service", "SupplementaryGroups")) == ["dialout", "gpio", "i2c", "spi"]
+    assert sorted(words(terminal, "Service", "SupplementaryGroups")) == ["audio", "dialout", "gpio", "i2c", "spi"]
     assert words(agent, "Service", "SupplementaryGroups") == []
     allowed = {v.split()[0] for v in terminal["Service"]["DeviceAllow"]}
-    assert {"char-gpiochip", "char-i2c", "char-spi", "char-ttyUSB", "char-ttyACM"} <= allowed
+    assert {"char-gpiochip", "char-i2c", "char-spi", "char-ttyUSB", "char-ttyACM",
+            "char-alsa"} <= allowed
     assert one(terminal, "Service", "DevicePolicy") == "closed"
     # the agent opens no hardware at all
     assert one(agent, "Service", "PrivateDevices") == "yes"
@@ -235,7 +236,7 @@ def test_systemd_analyze_security_exposure_at_most_3(tmp_path, name):
 # yet, so its module must be loaded before. Built into the Raspberry Pi kernels:
 BUILT_IN = {"char-gpiochip", "char-ttyAMA", "char-ttyS"}
 MODULE_OF = {"char-i2c": "i2c_dev", "char-spi": "spidev", "char-ttyUSB": "usbserial",
-             "char-ttyACM": "cdc_acm"}
+             "char-ttyACM": "cdc_acm", "char-alsa": "snd"}
 
 
 def test_every_device_group_has_its_module_loaded_before_the_terminal(terminal):

@@ -76,8 +76,11 @@ class Flow:
             return replace(ev, stored_rated=frozenset(
                 f.business.project_no for f in ev.businesses) & rated)
         stored = [r for r in self.records if r["visit_id"] == ev.visit_id]
+        followed = {r["project_no"] for r in self.records
+                    if r["kind"] == "rating" and r["assess_number"] == 2}
         return replace(ev, stored_kind=stored[0]["kind"] if stored else None,
-                       stored_rated=frozenset(b.project_no for b in ev.items) & rated)
+                       stored_rated=frozenset(b.project_no for b in ev.items) & rated,
+                       stored_follow_ups=frozenset(b.project_no for b in ev.items) & followed)
 
     def request(self, make):
         self.send(make(next(self._ids)))

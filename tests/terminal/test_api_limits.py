@@ -23,7 +23,11 @@ from tests.terminal.test_api import assert_error, wait_state
 
 RECORD_REF = RECORD_SCHEMA["$id"] + "#/properties/"
 # Request fields that are stored as record fields, and the record field each becomes.
-RECORD_FIELDS = {("Business", name): name for name in SPEC["components"]["schemas"]["Business"]["properties"]}
+# `rate_url` is the one business field never stored: it becomes the QR code on the screen
+# (apis.md §1b), and its limit (512) is the contract's own.
+SHOWN_ONLY = {"rate_url"}
+RECORD_FIELDS = {("Business", name): name for name in SPEC["components"]["schemas"]["Business"]["properties"]
+                 if name not in SHOWN_ONLY}
 RECORD_FIELDS.update({("Staff", "id"): "staff_id", ("Staff", "name"): "staff_name"})
 
 
@@ -35,6 +39,12 @@ def test_record_fields_take_their_limits_from_the_record_schema(schema, prop):
     assert node.get("$ref") == RECORD_REF + field, f"{schema}.{prop} must $ref the record schema"
     # a limit typed here as well could drift from the record's
     assert not {"maxLength", "maxItems", "maximum"} & set(node), f"{schema}.{prop} repeats a limit"
+
+
+def test_the_one_business_field_not_stored_is_the_rate_url():
+    business = SPEC["components"]["schemas"]["Business"]["properties"]
+    assert set(business) - set(RECORD_SCHEMA["properties"]) == SHOWN_ONLY
+    assert business["rate_url"]["maxLength"] == 512
 
 
 def test_the_visit_id_takes_its_length_from_the_record_schema():
