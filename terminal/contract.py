@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import fastjsonschema
 
@@ -94,23 +94,17 @@ class Check:
     fastjsonschema's yes is never wider; tests/terminal/test_contract.py holds that."""
 
     def __init__(self, schema_name: str):
-        if schema_name not in SPEC["components"]["schemas"]:
-            raise KeyError(f"no schema {schema_name} in terminal/openapi.json")
         self.name = schema_name
-        # Both made on first use: compiling the invitation's schema takes some 20 ms,
-        # which the start of the service need not wait for.
-        self._valid: Optional[Callable] = None
+        schemas = bundled_spec()["components"]["schemas"]
+        # No defaults filled in (it would change the body) and formats as annotations,
+        # as in draft 2020-12.
+        self._valid = fastjsonschema.compile(
+            {"$ref": f"#/components/schemas/{schema_name}", "components": {"schemas": schemas}},
+            use_default=False, use_formats=False)
         self._full: Optional["Draft202012Validator"] = None
 
     def problem(self, value) -> Optional[tuple[str, str]]:
         """(field, why) of the first problem of `value`, or None when it is valid."""
-        if self._valid is None:
-            schemas = bundled_spec()["components"]["schemas"]
-            # No defaults filled in (that would change the body), formats as annotations
-            # (as in draft 2020-12).
-            self._valid = fastjsonschema.compile(
-                {"$ref": f"#/components/schemas/{self.name}", "components": {"schemas": schemas}},
-                use_default=False, use_formats=False)
         try:
             self._valid(value)
             return None
