@@ -30,6 +30,7 @@ setup(
         "tomlkit>=0.12",
         "tomli>=2.0; python_version < '3.11'",
         "jsonschema>=4.17",
+        "fastjsonschema>=2.19",
         "segno>=1.5",
     ],
     extras_require={

@@ -16,8 +16,6 @@ import hmac
 import json
 import logging
 import re
-import selectors
-import socket
 import sqlite3
 import threading
 import time
@@ -30,8 +28,8 @@ from config.errors import ConfigError, Problem
 from terminal import events as flow_events
 from terminal import flow
 from terminal import http as jsonhttp
-from terminal.contract import (RECORD_SCHEMA, SPEC, bundled_spec, describe,  # noqa: F401 (re-exported)
-                               load_spec, schema_problem, validator)
+from terminal.contract import (RECORD_SCHEMA, SPEC, Check, bundled_spec,  # noqa: F401 (re-exported)
+                               describe, load_spec, schema_problem, validator)
 from terminal.cors import Cors
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
 from terminal.http import (BODY_DEADLINE_S, CLIENT_TIMEOUT_S, HEAD_DEADLINE_S, MAX_CONNECTIONS,
@@ -273,9 +271,8 @@ STREAMS = {("/v1/events", "GET"): "_events", ("/pingjia.js", "GET"): "_script"}
 PUBLIC = {"/pingjia.js"}
 # Every API path takes a CORS preflight (answered before any token is asked for).
 PREFLIGHTS = {(t, "OPTIONS") for t, _ in [*ROUTES, *STREAMS] if t.startswith("/v1/")}
-_VALIDATORS = {key: validator(name) for key in ROUTES
-               if (name := _body_schema(*key)) is not None}
-_VISIT_ID = validator("VisitId")
+_CHECKS = {key: Check(name) for key in ROUTES if (name := _body_schema(*key)) is not None}
+_VISIT_ID = Check("VisitId")
 
 
 # Concrete paths first (as OpenAPI matches them), so /v1/invitations/current is never read
@@ -328,15 +325,15 @@ class _ApiHandler(StreamAnswers, JsonHandler):
             raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
                              headers={"Allow": ", ".join(methods)})
         if "visit_id" in params:
-            problem = schema_problem(_VISIT_ID, params["visit_id"])
+            problem = _VISIT_ID.problem(params["visit_id"])
             if problem:
                 raise ApiFailure(400, "invalid_request", f"visit_id {problem[1]}", field="visit_id")
             params["wait"] = query_wait(query)
-        v = _VALIDATORS.get((template, self.command))
+        check = _CHECKS.get((template, self.command))
         body = None
-        if v is not None:
+        if check is not None:
             body = self._read_json()
-            problem = schema_problem(v, body)
+            problem = check.problem(body)
             if problem:
                 where, why = problem
                 raise ApiFailure(400, "invalid_request", f"{where or 'body'} {why}",
@@ -402,10 +399,9 @@ class ApiServer:
         self._thread: Optional[threading.Thread] = None
         self._stopping = self.stopping
         self._lock = threading.Lock()
-        self._wake_r, self._wake_w = socket.socketpair()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="pingjia-api", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_until_stopped, name="pingjia-api", daemon=True)
         self._thread.start()
         log.info("local API (%s) on %s port %d", self.scheme, self._httpd.server_address[0],
                  self.port)
@@ -414,17 +410,6 @@ class ApiServer:
         # on the flow's thread: the hub only appends to buffers, it never waits
         for name, data in flow_events.of_step(before, after, drafts, stored):
             self.ops.hub.publish(name, data)
-
-    def _serve(self) -> None:
-        # Like serve_forever, but `stop` wakes the loop through a socket pair instead of
-        # the loop polling for it.
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._httpd, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is self._httpd and not self._stopping.is_set():
-                        self._httpd.handle_request()
 
     def stop(self) -> None:
         with self._lock:
@@ -435,12 +420,7 @@ class ApiServer:
             self._terminal.watchers.remove(self._publish)
         except ValueError:
             pass
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
+        self._httpd.stop_serving()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd.server_close()
-        self._wake_r.close()
-        self._wake_w.close()

@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import re
+import selectors
 import socket
 import threading
 import time
@@ -369,7 +370,34 @@ class HttpServer(ThreadingHTTPServer):
         self._per_address = min(max_per_address or max_connections, max_connections)
         self._by_address: Counter = Counter()
         self._count_lock = threading.Lock()
+        self._stop_asked = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
         super().__init__(address, handler)
+
+    def serve_until_stopped(self) -> None:
+        """Like serve_forever, but `stop_serving` wakes the loop through a socket pair
+        instead of the loop polling for it (serve_forever wakes every poll_interval, which
+        is CPU spent while nothing happens)."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop_asked.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is self and not self._stop_asked.is_set():
+                        self.handle_request()
+
+    def stop_serving(self) -> None:
+        """Ends serve_until_stopped (its thread returns soon after; join it)."""
+        self._stop_asked.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def server_close(self):
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def server_bind(self):
         # HTTPServer.server_bind looks the host name up in DNS, which can hang for long

@@ -25,7 +25,7 @@ import requests
 
 from agent.client import Central, Transient
 from config.text import first_text_problem
-from terminal.api import RECORD_SCHEMA, schema_problem, validator
+from terminal.contract import RECORD_SCHEMA, Check
 from terminal.flow.model import Business, Finished, LookupDone, StartLookup
 
 log = logging.getLogger("pingjia.lookup")
@@ -36,7 +36,7 @@ _FIELDS = ("project_no", "task_name", "task_code", "task_handle_item", "dept_cod
 # Cut to size rather than refused (the business is still worth rating). The staff name
 # becomes the record's, so its limit is the record contract's.
 _LIMITS = {"staff_name": RECORD_SCHEMA["properties"]["staff_name"]["maxLength"], "finished_at": 40}
-_BUSINESS = validator("Business")
+_BUSINESS = Check("Business")
 
 
 class LookupClient:
@@ -122,7 +122,7 @@ def parse_businesses(body) -> tuple:
         extra = {k: str(item.get(k) or "").strip()[:n] for k, n in _LIMITS.items()}
         # Text no record can hold drops that business only: the others can still be
         # rated, and the person is not sent away for the centre's fault.
-        problem = first_text_problem({**fields, **extra}) or schema_problem(_BUSINESS, fields)
+        problem = first_text_problem({**fields, **extra}) or _BUSINESS.problem(fields)
         if problem is not None:
             log.warning("lookup answer: a business left out: %s %s", *problem)
             left_out += 1

@@ -312,7 +312,7 @@ class Receiver:
         self._httpd = _Server((self.bind, self.port), handler, self.max_connections,
                               self.max_per_address)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=self._httpd.serve_until_stopped,
                                         name="pingjia-receiver", daemon=True)
         self._thread.start()
         log.info("receiver on %s", self.url)
@@ -323,11 +323,11 @@ class Receiver:
         if httpd is None:
             return
         self._stopping.set()  # cuts a "slow" fault's wait short
-        httpd.shutdown()
-        httpd.cut_connections()
-        httpd.server_close()
+        httpd.stop_serving()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        httpd.cut_connections()
+        httpd.server_close()
 
     def close(self) -> None:
         self.stop()
