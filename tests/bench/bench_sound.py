@@ -31,20 +31,10 @@ from terminal import flow, screens  # noqa: E402
 from terminal.clock import SystemClock  # noqa: E402
 from terminal.service import Terminal  # noqa: E402
 from terminal.store import DB_NAME, Store  # noqa: E402
+from tests.bench.bench_terminal import TimedDisplay  # noqa: E402
 from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
 
 SECRET = b"bench-secret-0123456789abcdef"
-
-
-class TimedDisplay:
-    def __init__(self, display):
-        self.display = display
-        self.size, self.mode = display.size, display.mode
-        self.at = 0.0
-
-    def show(self, image):
-        self.display.show(image)
-        self.at = time.perf_counter()
 
 
 def clip_starts(directory: Path, rounds: int):
