@@ -29,12 +29,16 @@ setup(
         "tenacity>=8.2",
         "tomlkit>=0.12",
         "tomli>=2.0; python_version < '3.11'",
-        "jsonschema>=4.17",
+        "Pillow>=9.4",
+        "jsonschema>=4.18",
+        "referencing>=0.28",
         "fastjsonschema>=2.19",
         "segno>=1.5",
     ],
     extras_require={
         "sim": ["luma.emulator>=1.5"],
+        # RPi.GPIO for an SPI panel's DC/RST lines on current kernels (Debian: python3-rpi-lgpio)
+        "pi": ["rpi-lgpio>=0.4"],
         # playwright drives the system's Chromium (Debian package chromium, scripts/dev.sh)
         "test": ["pytest>=7.4", "hypothesis>=6.130.12", "schemathesis>=4.0,<5",
                  "luma.emulator>=1.5", "playwright>=1.40",
