@@ -1,6 +1,6 @@
 """`python -m agent`: the sync agent, with nothing else of the `pingjia` CLI imported."""
 import sys
 
-from agent.cli import main
+from agent.service import main
 
 sys.exit(main())

@@ -1,4 +1,6 @@
-"""`pingjia terminal`: the terminal service (systemd runs it as pingjia-terminal.service)."""
+"""The terminal service's start-up (systemd runs `pingjia terminal` as
+pingjia-terminal.service) and `pingjia out-of-service`; config/cli/serve.py registers
+both commands."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +10,6 @@ import threading
 import time
 
 from config import check as settings_check
-from config import local
 from config import settings as config_settings
 from config.errors import ConfigError
 from terminal.sdnotify import Notifier
@@ -18,26 +19,6 @@ log = logging.getLogger("pingjia.terminal")
 # how long one piece of start-up work (the integrity check, 2000 salvaged records) may
 # take on a slow SD card before systemd gives up on the start
 START_EXTEND_S = 120
-
-
-def add_command(subparsers) -> None:
-    p = subparsers.add_parser("terminal", help="run the terminal service (buttons, display, API)")
-    local.add_settings_option(p)  # --config before or after the command name
-    p.add_argument("--secret-file", metavar="FILE",
-                   help="read the device secret from FILE ('-': standard input) instead of "
-                        "the systemd credential or device.secret_file: for a run by hand "
-                        "(docs/install.md)")
-    p.set_defaults(func=run_command)
-    o = subparsers.add_parser(
-        "out-of-service", help="draw the out-of-service frame on the display (opens nothing else)",
-        description="Draw the out-of-service frame and leave it on the panel. The terminal "
-                    "unit runs `pingjia out-of-service --if-failed` as ExecStopPost=, so a "
-                    "crashed terminal leaves no stale 'please rate' frame on the screen.")
-    local.add_settings_option(o)
-    o.add_argument("--if-failed", action="store_true",
-                   help="do nothing when systemd says the service ended cleanly "
-                        "($SERVICE_RESULT=success, $EXIT_CODE=exited): it drew the frame itself")
-    o.set_defaults(func=out_of_service_command)
 
 
 def ended_cleanly(env) -> bool:

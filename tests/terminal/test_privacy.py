@@ -23,7 +23,7 @@ from agent.sync import Agent
 from drivers.idcard.simulated import foreign_2023_card, hk_mo_tw_card, resident_card
 from terminal import flow
 from tests.terminal.test_kiosk_runtime import SECRET, TOKEN, Kiosk, receiver  # noqa: F401
-from tests.terminal.test_simulate import Sim
+from tests.cli.test_simulate import Sim
 
 HOLDERS = [resident_card().card, foreign_2023_card().card, hk_mo_tw_card().card]
 SECRETS = [s for card in HOLDERS for s in (card.name, card.id_number, card.address)

@@ -1,6 +1,6 @@
 """`reader read`: read one card and print only masked data.
 
-    python -m drivers.idcard.cli read --port /dev/serial/by-id/... [--baud B] [--json] [--timeout S]
+    python -m config.cli.idcard read --port /dev/serial/by-id/... [--baud B] [--json] [--timeout S]
 
 Exit codes: 0 card read, 1 no card, read failed, or the card's ID number fails its GB
 11643 check digit (a forged or misprinted card, or a reader that garbles the text block:
@@ -14,9 +14,9 @@ import json
 import sys
 from typing import Optional, Sequence, TextIO
 
-from .cards import CARD_TYPE_LABELS, CardFormatError
-from .frames import BAUD_CODES, CardFault, NoCard, ReaderIOError, StatusError
-from .reader import IdCardReader
+from drivers.idcard.cards import CARD_TYPE_LABELS, CardFormatError
+from drivers.idcard.frames import BAUD_CODES, CardFault, NoCard, ReaderIOError, StatusError
+from drivers.idcard.reader import IdCardReader
 
 EXIT_OK, EXIT_NO_CARD, EXIT_USAGE = 0, 1, 2
 EXIT_BAD_ID = EXIT_NO_CARD  # the commands' scheme: 1 is "a problem was found"

@@ -1,7 +1,9 @@
-"""`pingjia agent [--once]`: the sync agent service (systemd: pingjia-agent.service).
+"""The sync agent as a service (systemd: pingjia-agent.service): its options, start-up,
+signals and `--once`.
 
-Also `python -m agent`, which imports nothing but the agent (the lean way to run it as a
-service: `pingjia` loads every command's module first).
+`pingjia agent` (config/cli/agent.py) and `python -m agent` both run it; `python -m agent`
+imports nothing but the agent (the lean way to run it as a service: `pingjia` loads every
+command's module first), so the options and the run live here, below the command line.
 """
 from __future__ import annotations
 
@@ -17,13 +19,8 @@ from config.errors import ConfigError
 log = logging.getLogger("pingjia.agent")
 
 
-def add_command(subparsers) -> None:
-    p = subparsers.add_parser("agent", help="run the sync agent (uploads records to the central system)")
-    _arguments(p)
-    p.set_defaults(func=run_command)
-
-
-def _arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The agent's options, for `pingjia agent` and `python -m agent` alike."""
     p.add_argument("--once", action="store_true",
                    help="deliver what is pending and exit: 0 everything delivered, 1 records still "
                         "pending, 2 settings error, 3 records parked as rejected")
@@ -33,6 +30,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_command(args) -> int:
+    # here: `pingjia` imports this module for every command, and only this one syncs
     from agent.sync import ONCE_ATTEMPTS, Agent
     from terminal.secret import SecretError, load_secret
     from terminal.store import StorageError
@@ -65,7 +63,7 @@ def run_command(args) -> int:
 def main(argv=None) -> int:
     """`python -m agent`: the same command without the rest of the `pingjia` CLI."""
     parser = argparse.ArgumentParser(prog="python -m agent", description="Pingjia sync agent")
-    _arguments(parser)
+    add_arguments(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     args = parser.parse_args(argv)
     if not getattr(args, "config", None):

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from config import changes
 from config import edit
-from config import local
+from config.cli import local
 from config import settings as schema
+from terminal.secret import write_secret
+from terminal.store import DB_NAME, Reader
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SECRET = re.compile(r"[0-9a-fA-F]{32,256}")
@@ -101,7 +103,6 @@ def run(args) -> int:
     for key, value in values.items():
         new_text = edit.set_value(new_text, edit.parse_key(key), value, str(path))
     edit.check(new_text, str(path))  # before the secret: a settings problem writes nothing
-    from terminal.secret import write_secret
     try:
         write_secret(secret_file, answer["secret"].encode("ascii"))
     except OSError as exc:
@@ -137,11 +138,10 @@ def _answer_problem(answer) -> str:
 
 def _old_store_warning(settings, device_id: str) -> str:
     """A store of another device id stays unusable under the new one: say so."""
-    db = Path(settings.device.data_dir) / local.STORE_FILE
+    db = Path(settings.device.data_dir) / DB_NAME
     if not db.exists():
         return ""
     try:
-        from terminal.store import Reader
         with Reader(db) as reader:
             meta = dict(reader.db.execute("SELECT key, value FROM meta").fetchall())
             pending = reader.pending_count()

@@ -25,7 +25,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from config import local, progress
+from config.cli import local, progress
 from terminal.store import DELIVERY_STATUSES as STATUSES
 
 FORMAT, VERSION = "pingjia-outbox", 1   # agent/receiver/importer.py reads this format

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import sqlite3
 
-from config import local
+from config.cli import local
 from config.errors import ConfigError
+from terminal.client import ApiError
 
 EXIT_NOT_RUNNING = 3
 
@@ -40,8 +41,6 @@ def version() -> str:
 
 
 def run(args) -> int:
-    from terminal.client import ApiError
-
     try:
         settings = local.load_settings(args)
     except ConfigError:

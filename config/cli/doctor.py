@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from config import local
+from config.cli import local
 from config import settings as config_settings
 from config.errors import ConfigError
 

@@ -11,7 +11,7 @@ import wave
 import pytest
 
 from drivers.sound_wav import BUILTIN_DIR
-from tests.terminal.test_simulate import Sim, sims  # noqa: F401 - the fixture
+from tests.cli.test_simulate import Sim, sims  # noqa: F401 - the fixture
 
 ITEM = {"project_no": "330106202612019001", "task_name": "户籍迁入"}
 

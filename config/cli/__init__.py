@@ -1,7 +1,8 @@
 """The `pingjia` command: one entry point for services, simulator and technician tools.
 
-Each command lives in the module that owns its subject and registers itself here with
-`add_command(subparsers)`; this file only dispatches. Exit codes: 0 success, 1 the
+Each command group is a module of this package (config/cli/) that registers itself with
+`add_command(subparsers)`; this file only dispatches. The commands sit on top of every
+layer (settings, drivers, terminal, agent) and nothing below imports them. Exit codes: 0 success, 1 the
 operation failed, 2 usage or settings error.
 """
 from __future__ import annotations
@@ -17,18 +18,18 @@ from config.errors import ConfigError
 
 # module that registers the command(s), in the order --help lists them
 COMMANDS = (
-    "terminal.simulate",
-    "terminal.serve",
-    "terminal.client",
-    "config.commands",
-    "config.status",
-    "config.hwtest",
-    "config.enroll",
-    "config.outbox",
-    "config.doctor",
-    "drivers.idcard.cli",
-    "agent.cli",
-    "agent.receiver.cli",
+    "config.cli.simulate",
+    "config.cli.serve",
+    "config.cli.local_api",
+    "config.cli.commands",
+    "config.cli.status",
+    "config.cli.hwtest",
+    "config.cli.enroll",
+    "config.cli.outbox",
+    "config.cli.doctor",
+    "config.cli.idcard",
+    "config.cli.agent",
+    "config.cli.receiver",
 )
 
 
@@ -87,7 +88,3 @@ def main(argv=None) -> int:
                 else "-v shows where")
         print(f"pingjia {args.command}: {exc} ({hint})", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,10 +13,12 @@ import os
 import sys
 from pathlib import Path
 
+from typing import Optional
+
 from config import settings as schema
 from config.errors import ConfigError
-
-STORE_FILE = "pingjia.db"   # terminal.store.DB_NAME, without importing the terminal
+from terminal.client import LocalClient, Unreachable, base_url
+from terminal.store import DB_NAME
 
 
 def add_settings_option(parser) -> None:
@@ -65,13 +67,12 @@ def load_settings(args) -> schema.Settings:
 
 
 def db_path(args, settings) -> Path:
-    return Path(getattr(args, "data_dir", None) or settings.device.data_dir) / STORE_FILE
+    return Path(getattr(args, "data_dir", None) or settings.device.data_dir) / DB_NAME
 
 
 def client(args, settings):
     """A LocalClient for the terminal these settings describe; ConfigError without a token."""
-    from terminal.api import load_token
-    from terminal.client import LocalClient, base_url, cacert_of
+    from terminal.api import load_token  # here: the API module is heavy, few commands ask
 
     token = getattr(args, "token", None) or os.environ.get("PINGJIA_TOKEN", "").strip()
     if not token:
@@ -81,6 +82,12 @@ def client(args, settings):
     cacert = cacert_of(args)
     return LocalClient(base_url(host, port, bool(cacert or settings.api.tls_cert)), token,
                        timeout=getattr(args, "timeout", 5), cacert=cacert)
+
+
+def cacert_of(args) -> Optional[str]:
+    """--cacert, else $PINGJIA_CACERT: the certificate that signed the terminal's."""
+    return getattr(args, "cacert", None) or os.environ.get("PINGJIA_CACERT", "").strip() or None
+
 
 
 def _host(bind: str) -> str:
@@ -95,8 +102,6 @@ def _env_port():
 def ask_terminal(args, settings, call):
     """`(answer, None)` from the running terminal, or `(None, why not)` when it does not
     answer (not running, or no token to ask it with). An error answer raises ApiError."""
-    from terminal.client import Unreachable
-
     try:
         return call(client(args, settings)), None
     except ConfigError as exc:

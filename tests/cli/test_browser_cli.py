@@ -9,7 +9,7 @@ import subprocess
 
 import requests
 
-from tests.terminal.test_simulate import COMMAND, TOKEN, Sim
+from tests.cli.test_simulate import COMMAND, TOKEN, Sim
 from tests.terminal.tlskit import make_pki
 
 ORIGIN = "http://127.0.0.1:8080"

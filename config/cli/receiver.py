@@ -20,6 +20,8 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+# The receiver's own modules (server, database, schema checker) are imported inside the
+# commands: `pingjia` builds every command's parser, and only these use the receiver.
 DEFAULT_DB = "pingjia-receiver.db"
 DEFAULT_PORT = 8420
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -18,10 +18,11 @@ from pathlib import Path
 from config import changes
 from config import check as settings_check
 from config import edit
-from config import local
+from config.cli import local
 from config import settings as schema
 from config.document import toml_value
 from config.errors import ConfigError
+from terminal.client import ApiError
 
 
 def add_command(subparsers) -> None:
@@ -181,8 +182,6 @@ def _finish(args, outcome: edit.Outcome) -> int:
 def _reload(args, outcome: edit.Outcome):
     """(True, note) when the terminal took the change, (None, note) when it is not running,
     (False, note) when it refused."""
-    from terminal.client import ApiError
-
     settings = schema.load(outcome.path)
     try:
         local.client(args, settings)

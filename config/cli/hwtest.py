@@ -27,7 +27,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from config import local
+from config.cli import local
+from terminal.client import ApiError, Unreachable
 
 STEP_S = 1.5
 MAX_SKEW_S = 60     # beyond this the clock check fails (the receiver refuses 300 s)
@@ -85,8 +86,6 @@ class Refused(Exception):
 
 def _via_terminal(args, settings, call):
     """(answer, None) from the running terminal, or (None, why) to go on locally."""
-    from terminal.client import ApiError
-
     if getattr(args, "local", False):
         return None, "--local"
     try:
@@ -102,8 +101,6 @@ def _note(args, text: str) -> None:
 
 def _run_on_terminal(args, settings, kind: str):
     """Start the test on the terminal, follow it to its end; None when it is not running."""
-    from terminal.client import ApiError, Unreachable
-
     seconds = getattr(args, "seconds", None)
     started, why = _via_terminal(args, settings, lambda c: c.start_test(kind, seconds))
     if started is None:
