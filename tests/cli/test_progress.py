@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from config.progress import Progress, for_args
+from config.cli.progress import Progress, for_args
 
 
 class Tty(io.StringIO):
