@@ -51,7 +51,7 @@ def toml_value(value) -> str:
 
 def render() -> str:
     out = [HEADER]
-    for name, cls in schema._SECTION_CLASSES.items():
+    for name, cls in schema.SECTIONS.items():
         out.append(f"\n# {SECTION_DOCS[name]}\n[{name}]")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()

@@ -48,9 +48,9 @@ def parse_key(text: str) -> Key:
         raise KeyProblem(f"{text!r}: write SECTION.KEY, e.g. site.window_no (or "
                          "buttons.pins.5 for one entry of a table)")
     section, name = parts[0], parts[1]
-    cls = schema._SECTION_CLASSES.get(section)
+    cls = schema.SECTIONS.get(section)
     if cls is None:
-        raise KeyProblem(f"no section [{section}]; known: " + ", ".join(schema._SECTION_CLASSES))
+        raise KeyProblem(f"no section [{section}]; known: " + ", ".join(schema.SECTIONS))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if name not in fields:
         raise KeyProblem(f"no setting {section}.{name}; [{section}] has: " + ", ".join(fields))
@@ -60,7 +60,7 @@ def parse_key(text: str) -> Key:
 
 
 def default_of(section: str, name: str) -> Any:
-    f = next(f for f in dataclasses.fields(schema._SECTION_CLASSES[section]) if f.name == name)
+    f = next(f for f in dataclasses.fields(schema.SECTIONS[section]) if f.name == name)
     return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
