@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 from terminal.clock import Now
 from terminal.flow import window
+from terminal.flow.moves import go
 from terminal.flow.model import (CardFailed, CardRead, ConfigChanged, Finished, Hold, Idle,
                                  Info, Invited, LookupDone, Press, Reply, SetWindow, Sound, Staff,
                                  StartLookup, State, Thanks, Tick, Visit)
@@ -132,7 +133,7 @@ def _card_read(state: State, ev: CardRead, now: Now):
     n = state.lookups + 1
     screen = LookingUp(n, ev.masked_name, ev.card_type,
                        now.mono_ms + cfg.lookup_ms + LOOKUP_GRACE_MS)
-    state = replace(window._go(state, screen, now), lookups=n)
+    state = replace(go(state, screen, now), lookups=n)
     return state, effects + (StartLookup(n, ev.cert_type, ev.cert_no, cfg.lookup_ms),)
 
 
@@ -154,7 +155,7 @@ def _lookup_done(state: State, ev: LookupDone, now: Now):
     if len(options) == 1:
         return _invite(state, options[0], now)
     choosing = Choosing(screen.masked_name, options, now.mono_ms + state.config.list_ms)
-    return window._go(state, choosing, now), (Sound("invite"),)
+    return go(state, choosing, now), (Sound("invite"),)
 
 
 def _not_yet_rated(state: State, ev: LookupDone) -> tuple:
@@ -179,12 +180,12 @@ def _invite(state: State, found: Finished, now: Now):
                   items=(found.business,), staff=staff, invited_at=now.iso(),
                   invited_mono=now.mono_ms, clock_synced=now.synced, channel="kiosk",
                   real_name=True)
-    return (window._go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now),
+    return (go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now),
             (window.opened(cfg, visit), Sound("invite")))
 
 
 def _notice(state: State, kind: str, now: Now) -> State:
-    return window._go(state, Notice(kind, now.mono_ms + state.config.fault_ms), now)
+    return go(state, Notice(kind, now.mono_ms + state.config.fault_ms), now)
 
 
 # --- buttons ----------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def _press(state: State, ev, now: Now):
     if isinstance(screen, Choosing):
         return _choose_key(state, screen, cfg.role_of(ev.button, CHOOSE_ROLES), now)
     if isinstance(screen, Notice):
-        return window._go(state, Idle(), now), ()
+        return go(state, Idle(), now), ()
     if isinstance(screen, LookingUp):
         return state, ()
     if isinstance(screen, Idle) and not state.paused and not isinstance(ev, Hold):
@@ -211,11 +212,11 @@ def _choose_key(state: State, screen: Choosing, role: str, now: Now):
     if role == "choose":
         return _invite(state, screen.options[screen.cursor % n], now)
     if role == "exit":
-        return window._go(state, Idle(), now), ()
+        return go(state, Idle(), now), ()
     move = -1 if role == "up" else 1
     moved = replace(screen, cursor=(screen.cursor + move) % n,
                     deadline=now.mono_ms + state.config.list_ms)
-    return window._go(state, moved, now), ()
+    return go(state, moved, now), ()
 
 
 # --- time, window state, configuration ----------------------------------------------------
@@ -226,7 +227,7 @@ def _tick(state: State, ev: Tick, now: Now):
     if isinstance(screen, KIOSK_SCREENS) and now.mono_ms >= screen.deadline:
         if isinstance(screen, LookingUp):   # the lookup never answered
             return _notice(state, "timeout", now), effects + (Sound("error"),)
-        state = window._go(state, Idle(), now)
+        state = go(state, Idle(), now)
     return state, effects
 
 
@@ -242,7 +243,7 @@ def _set_window(state: State, ev: SetWindow, now: Now):
 def _config_changed(state: State, ev: ConfigChanged, now: Now):
     state, effects = window.step(state, ev, now)
     if ev.config.mode != "kiosk" and isinstance(state.screen, KIOSK_SCREENS):
-        state = window._go(state, Idle(), now)
+        state = go(state, Idle(), now)
     return state, effects
 
 

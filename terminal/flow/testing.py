@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from terminal.clock import Now
-from terminal.flow import window
+from terminal.flow.moves import error, go, reply
 from terminal.flow.model import (Hold, Idle, Info, Press, StartTest, State, StopTest,
                                  Testing, Tick)
 
@@ -58,32 +58,32 @@ def _deadline(screen: Testing, frame_start: int) -> int:
 
 def _start(state: State, ev: StartTest, now: Now):
     if not isinstance(state.screen, (Idle, Info, Testing)):
-        return state, (window._error(ev.request_id, 409, "busy",
+        return state, (error(ev.request_id, 409, "busy",
                                      "the device is in use (someone is rating); start the test "
                                      "when the screen is idle"),)
     if ev.kind not in KINDS:
-        return state, (window._error(ev.request_id, 400, "invalid_request",
+        return state, (error(ev.request_id, 400, "invalid_request",
                                      f"unknown test {ev.kind!r}", field="kind"),)
     t = now.mono_ms
     screen = Testing(kind=ev.kind, ends=t + ev.duration_ms, deadline=0,
                      frames=ev.frames if ev.kind == "display" else 0,
                      step_ms=ev.step_ms if ev.kind == "display" else 0, started_at=now.iso())
     screen = replace(screen, deadline=_deadline(screen, t))
-    state = window._go(state, screen, now)
-    return state, (window._reply(ev.request_id, 201, progress(state, t)),)
+    state = go(state, screen, now)
+    return state, (reply(ev.request_id, 201, progress(state, t)),)
 
 
 def _end(state: State, screen: Testing, how: str, now: Now) -> State:
     summary = {**_summary(screen), "state": how}
-    return replace(window._go(state, Idle(), now), last_test=summary)
+    return replace(go(state, Idle(), now), last_test=summary)
 
 
 def _stop(state: State, ev: StopTest, now: Now):
     screen = state.screen
     if not isinstance(screen, Testing):
-        return state, (window._error(ev.request_id, 404, "no_test", "no test is running"),)
+        return state, (error(ev.request_id, 404, "no_test", "no test is running"),)
     state = _end(state, screen, "stopped", now)
-    return state, (window._reply(ev.request_id, 200, dict(state.last_test)),)
+    return state, (reply(ev.request_id, 200, dict(state.last_test)),)
 
 
 def _next_frame(state: State, screen: Testing, now: Now) -> State:

@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from terminal.clock import Now
-from terminal.flow import drafts, links
+from terminal.flow import drafts, links, testing
+from terminal.flow.moves import error, go, reply
 from terminal.flow.model import (
-    Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Open, Press, Reply,
+    Append, Cancel, ConfigChanged, Health, Hold, Idle, Info, Invite, Invited, Open, Press,
     Saving, SetWindow, Shutdown, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging,
     Testing, Thanks, Tick, Visit)
 
@@ -69,7 +70,6 @@ def leds(state: State) -> frozenset:
     """Buttons whose LED is lit: those that do something now."""
     screen = state.screen
     if isinstance(screen, Testing):
-        from terminal.flow import testing
         return testing.leds(screen, state.config.order)
     if state.storage_error:
         return frozenset()
@@ -94,13 +94,6 @@ def step(state: State, event, now: Now):
 
 # --- helpers -----------------------------------------------------------------
 
-def _go(state: State, screen, now: Now) -> State:
-    # The idle screen's QR code stays only while the screen stays idle.
-    qr, qr_until = (state.qr, state.qr_until) if isinstance(screen, Idle) else ((), 0)
-    return replace(state, screen=screen, page=0, page_at=now.mono_ms + state.config.page_ms,
-                   hint="", hint_until=0, qr=qr, qr_until=qr_until)
-
-
 def _store(state: State, records: tuple, effects: list):
     """Hand records to the store, behind any still waiting for it; True if sent now."""
     if not records:
@@ -120,7 +113,7 @@ def _finish(state: State, records: tuple, level, now: Now, effects: list) -> Sta
     visit = open_visit(state)
     qr = links.urls(state.config, visit) if visit is not None else ()
     state, sent = _store(state, records, effects)
-    return _go(state, Saving(level, qr) if sent else Idle(), now)
+    return go(state, Saving(level, qr) if sent else Idle(), now)
 
 
 def _close(state: State, now: Now, reason: str):
@@ -140,14 +133,6 @@ def _tagging_records(cfg, screen: Tagging):
                          tags=drafts.chosen_tags(screen.options, screen.selected))
 
 
-def _reply(request_id, status, body):
-    return Reply(request_id, status, dict(body))
-
-
-def _error(request_id, status, code, message, **extra):
-    return Reply(request_id, status, {"error": code, "message": message, **extra})
-
-
 # --- events from the local API ----------------------------------------------------
 
 def _invite(state: State, ev: Invite, now: Now):
@@ -155,13 +140,13 @@ def _invite(state: State, ev: Invite, now: Now):
     current = open_visit(state)
     if current is not None and current.visit_id == ev.visit_id:
         if tuple(ev.items) != current.items:
-            return state, (_error(ev.request_id, 409, "visit_conflict",
+            return state, (error(ev.request_id, 409, "visit_conflict",
                                   f"visit {ev.visit_id} is open with other businesses; a retry "
                                   "must repeat the same items, a new invitation needs a new "
                                   "visit_id"),)
-        return state, (_reply(ev.request_id, 201, {"visit_id": ev.visit_id, "state": "open"}),)
+        return state, (reply(ev.request_id, 201, {"visit_id": ev.visit_id, "state": "open"}),)
     if isinstance(state.screen, Testing):
-        return state, (_error(ev.request_id, 409, "testing", "a technician is testing the "
+        return state, (error(ev.request_id, 409, "testing", "a technician is testing the "
                               "device (`pingjia test`); invite again when the test is over"),)
     refusal = _once_only(state, ev)
     if refusal is not None:
@@ -169,18 +154,18 @@ def _invite(state: State, ev: Invite, now: Now):
     long_url = links.too_long(cfg, ev.items)
     if long_url is not None:
         w, h = cfg.panel
-        return state, (_error(ev.request_id, 400, "rate_url_too_long",
+        return state, (error(ev.request_id, 400, "rate_url_too_long",
                               f"rate_url of business {long_url.project_no} is too long for a QR "
                               f"code on this {w}x{h} panel; give a shorter URL",
                               field="items.rate_url", project_no=long_url.project_no),)
     if state.storage_error:
-        return state, (_error(ev.request_id, 503, "storage_failed",
+        return state, (error(ev.request_id, 503, "storage_failed",
                               "the device cannot store records: " + state.storage_error),)
     if state.paused:
-        return state, (_error(ev.request_id, 409, "window_paused", "the window is paused"),)
+        return state, (error(ev.request_id, 409, "window_paused", "the window is paused"),)
     staff = ev.staff or state.staff
     if cfg.mode == "window" and cfg.require_staff and staff is None:
-        return state, (_error(ev.request_id, 409, "no_staff",
+        return state, (error(ev.request_id, 409, "no_staff",
                               "no staff member is signed in and the invitation names none"),)
     effects: list = []
     old, level = _close(state, now, "superseded")
@@ -194,8 +179,8 @@ def _invite(state: State, ev: Invite, now: Now):
     visit = Visit(visit_id=ev.visit_id, items=tuple(ev.items), staff=staff,
                   invited_at=now.iso(), invited_mono=now.mono_ms, clock_synced=now.synced,
                   channel="kiosk" if cfg.mode == "kiosk" else "window", follow_ups=follow_ups)
-    state = _go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now)
-    effects += [opened(cfg, visit), Sound("invite"), _reply(ev.request_id, 201, body)]
+    state = go(state, Invited(visit, now.mono_ms + cfg.invite_ms), now)
+    effects += [opened(cfg, visit), Sound("invite"), reply(ev.request_id, 201, body)]
     return state, tuple(effects)
 
 
@@ -214,7 +199,7 @@ def _once_only(state: State, ev: Invite):
     held = [d for d in state.pending if isinstance(d, dict)]
     closed = ev.stored_kind or next((d["kind"] for d in held if d.get("visit_id") == ev.visit_id), None)
     if closed:
-        return _error(ev.request_id, 409, "visit_closed",
+        return error(ev.request_id, 409, "visit_closed",
                       f"visit {ev.visit_id} is already closed ({closed}); use a new visit_id")
     underway = ({b.project_no for b in state.screen.visit.items}
                 if isinstance(state.screen, Tagging) else set())
@@ -223,7 +208,7 @@ def _once_only(state: State, ev: Invite):
         pn = item.project_no
         if pn in underway or pn in held_rated or (
                 pn in ev.stored_rated and (not ev.follow_up or pn in ev.stored_follow_ups)):
-            return _error(ev.request_id, 409, "already_rated",
+            return error(ev.request_id, 409, "already_rated",
                           f"business {pn} has already been rated (一次一评: one rating per "
                           "service)", project_no=pn)
     return None
@@ -232,23 +217,23 @@ def _once_only(state: State, ev: Invite):
 def _cancel(state: State, ev: Cancel, now: Now):
     visit = open_visit(state)
     if visit is None:
-        return state, (_error(ev.request_id, 404, "no_open_invitation",
+        return state, (error(ev.request_id, 404, "no_open_invitation",
                               "there is no open invitation to cancel"),)
     effects: list = []
     records, level = _close(state, now, "cancelled")
     state = _finish(state, records, level, now, effects)
-    effects.append(_reply(ev.request_id, 200, {"visit_id": visit.visit_id,
+    effects.append(reply(ev.request_id, 200, {"visit_id": visit.visit_id,
                                                "state": "rated" if level else "unrated"}))
     return state, tuple(effects)
 
 
 def _sign_in(state: State, ev: SignIn, now: Now):
     state = replace(state, staff=ev.staff)
-    return state, (_reply(ev.request_id, 200, {"staff": {"id": ev.staff.id, "name": ev.staff.name}}),)
+    return state, (reply(ev.request_id, 200, {"staff": {"id": ev.staff.id, "name": ev.staff.name}}),)
 
 
 def _sign_out(state: State, ev: SignOut, now: Now):
-    return replace(state, staff=None), (_reply(ev.request_id, 200, {"staff": None}),)
+    return replace(state, staff=None), (reply(ev.request_id, 200, {"staff": None}),)
 
 
 def _set_window(state: State, ev: SetWindow, now: Now):
@@ -256,12 +241,12 @@ def _set_window(state: State, ev: SetWindow, now: Now):
     state = replace(state, paused=ev.paused, pause_message=ev.message if ev.paused else "")
     busy = open_visit(state) is not None or isinstance(state.screen, (Saving, Thanks))
     if isinstance(state.screen, Info):
-        state = _go(state, Idle(), now)
+        state = go(state, Idle(), now)
     # A pause never cuts a person off: it takes effect once the current rating is over.
     body = {"state": "paused" if ev.paused else "open",
             "effective": "after_current" if ev.paused and busy else "now"}
     said = (Sound("paused"),) if ev.paused and not busy and not was_paused else ()
-    return state, said + (_reply(ev.request_id, 200, body),)
+    return state, said + (reply(ev.request_id, 200, body),)
 
 
 # --- buttons ----------------------------------------------------------------------
@@ -276,10 +261,10 @@ def _press(state: State, ev, now: Now):
     if isinstance(screen, Tagging):
         return _tag_key(state, screen, cfg.role_of(ev.button), now)
     if isinstance(screen, Info):
-        return _go(state, Idle(), now), ()
+        return go(state, Idle(), now), ()
     if isinstance(screen, Idle) and not state.paused:
         if isinstance(ev, Hold):
-            return _go(state, Info(now.mono_ms + cfg.info_ms), now), ()
+            return go(state, Info(now.mono_ms + cfg.info_ms), now), ()
         return replace(state, hint=cfg.text("idle_hint"), hint_until=now.mono_ms + cfg.hint_ms), ()
     return state, ()  # saving, thanks, paused: a press means nothing
 
@@ -291,7 +276,7 @@ def _rate(state: State, screen: Invited, level: int, now: Now):
         tagging = Tagging(visit=screen.visit, level=level, rated_at=now.iso(),
                           rated_mono=now.mono_ms, rated_synced=now.synced, options=options,
                           deadline=now.mono_ms + cfg.tags_ms)
-        return _go(state, tagging, now), (Sound("choose_reason"),)
+        return go(state, tagging, now), (Sound("choose_reason"),)
     records = drafts.rating(cfg, screen.visit, level, rated_at=now.iso(),
                             rated_mono=now.mono_ms, synced=now.synced)
     effects: list = [Sound("press")]
@@ -311,14 +296,14 @@ def _tag_key(state: State, screen: Tagging, role: str, now: Now):
         selected = screen.selected ^ {code}
         screen = replace(screen, selected=frozenset(selected))
     elif role == "back":
-        return _go(state, Invited(screen.visit, now.mono_ms + cfg.invite_ms), now), ()
+        return go(state, Invited(screen.visit, now.mono_ms + cfg.invite_ms), now), ()
     elif role == "submit":
         if not screen.selected:
-            return _go(state, replace(screen, warn=True, deadline=deadline), now), ()
+            return go(state, replace(screen, warn=True, deadline=deadline), now), ()
         effects: list = []
         state = _finish(state, _tagging_records(cfg, screen), screen.level, now, effects)
         return state, tuple(effects)
-    return _go(state, replace(screen, deadline=deadline, warn=False), now), ()
+    return go(state, replace(screen, deadline=deadline, warn=False), now), ()
 
 
 # --- time and storage ---------------------------------------------------------------
@@ -341,7 +326,7 @@ def _tick(state: State, ev: Tick, now: Now):
         records, level = _close(state, now, "timeout")
         state = _finish(state, records, level, now, effects)
     elif isinstance(screen, (Thanks, Info)) and t >= screen.deadline:
-        state = _go(state, Idle(), now)
+        state = go(state, Idle(), now)
     if state.page_at and t >= state.page_at:
         state = replace(state, page=state.page + 1, page_at=t + cfg.page_ms)
     return state, tuple(effects)
@@ -358,11 +343,11 @@ def _stored(state: State, ev: Stored, now: Now):
     if isinstance(screen, Saving):
         if screen.level:
             effects.append(Sound("thanks"))
-            state = _go(state, Thanks(screen.level, now.mono_ms + state.config.thanks_ms,
+            state = go(state, Thanks(screen.level, now.mono_ms + state.config.thanks_ms,
                                       screen.qr), now)
         else:   # unrated: the person may rate later on the platform (扫码评价)
             until = now.mono_ms + state.config.qr_ms if screen.qr else 0
-            state = _go(replace(state, qr=screen.qr, qr_until=until), Idle(), now)
+            state = go(replace(state, qr=screen.qr, qr_until=until), Idle(), now)
     return state, tuple(effects)
 
 
@@ -371,19 +356,19 @@ def _store_failed(state: State, ev: StoreFailed, now: Now):
                     storage_error=ev.error[:200] or "storage error",
                     retry_at=now.mono_ms + state.config.retry_ms)
     if isinstance(state.screen, Saving):
-        state = _go(state, Idle(), now)
+        state = go(state, Idle(), now)
     return state, (Sound("error"),)
 
 
 def _shutdown(state: State, ev: Shutdown, now: Now):
     records, _ = _close(state, now, "interrupted")
     held = state.pending + records
-    state = replace(_go(state, Idle(), now), pending=(), retry_at=0)
+    state = replace(go(state, Idle(), now), pending=(), retry_at=0)
     return state, ((Append(held),) if held else ())
 
 
 def _config_changed(state: State, ev: ConfigChanged, now: Now):
-    effects = () if ev.request_id is None else (_reply(ev.request_id, 200, {}),)
+    effects = () if ev.request_id is None else (reply(ev.request_id, 200, {}),)
     return replace(state, config=ev.config), effects
 
 
@@ -397,7 +382,5 @@ _HANDLERS = {
     StoreFailed: _store_failed, ConfigChanged: _config_changed, Health: _health,
     Shutdown: _shutdown,
 }
-
 # A technician's hardware test (StartTest, StopTest; presses and ticks while it runs).
-from terminal.flow import testing as _testing  # noqa: E402 - it builds on the helpers above
-_HANDLERS.update(_testing.handlers(_HANDLERS))
+_HANDLERS.update(testing.handlers(_HANDLERS))

@@ -7,14 +7,18 @@
 
 Sizes 128×64 and 256×64, modes "1" (ssd1306, sh1106) and "L" (ssd1322, ssd1325,
 ssd1327); the display driver converts further if a device wants RGB. `layout` holds the
-one text helper (measure, wrap, fit, page) every screen uses; `gallery` renders every
-screen for the docs and for a technician's display test.
+one text helper (measure, wrap, fit, page) every screen uses; `canvas` the frame being
+drawn and its blocks of text; `parts` what the window's screens (`window`) and the
+kiosk's (`kiosk`) both draw; `gallery` renders every screen for the docs and for a
+technician's display test.
 """
 from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFont
 
-from terminal.screens.window import MODES, SIZES, render_out_of_service, storage_code
+from terminal.screens.canvas import MODES, SIZES
+from terminal.screens.parts import storage_code
+from terminal.screens.window import render_out_of_service
 # The kiosk's render draws its own screens and hands all others to the window's.
 from terminal.screens.kiosk import render
 

@@ -1,5 +1,6 @@
 """The kiosk's screens: card prompt, looking up, business list, messages. Pure, like
-terminal/screens/window.py, whose canvas, inks and text helpers they use.
+terminal/screens/window.py; drawn on the same canvas (canvas.py) with the same shared
+parts (parts.py: sync indicator, QR codes, fault overlay).
 
 `render` draws the kiosk's own screens and the kiosk idle screen, and hands every other
 state (rating, tags, thanks, paused, storage failure, ...) to the window's `render`, so
@@ -17,8 +18,9 @@ from PIL import Image
 from terminal.flow.kiosk import CHOOSE_ROLES, KIOSK_SCREENS, Choosing, LookingUp, Notice
 from terminal.flow.model import Finished, Idle, State
 from terminal.screens import window
+from terminal.screens.canvas import Canvas, column, overlay
 from terminal.screens.layout import Box, draw_fitted, ellipsize, fit
-from terminal.screens.window import Canvas, _column, _overlay, _sync_text
+from terminal.screens.parts import QR_RATE, fault_overlay, qr_left, qr_screen, sync_text
 
 CARD_PROMPT = "请刷身份证"
 CARD_HINT = "请将身份证放在读卡区"
@@ -59,7 +61,7 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
         _notice(c, state, screen)
     else:
         _idle(c, state)
-    window.fault_overlay(c, state)
+    fault_overlay(c, state)
     return c.image
 
 
@@ -69,21 +71,21 @@ def _idle(c: Canvas, state: State) -> None:
     s = c.small
     down = state.health.get("reader") in READER_DOWN
     if state.qr and not down:   # after an unrated end: rate later on the platform
-        top = _hall_line(c, state, window.qr_left(c, state.qr[0]))
-        window.qr_screen(c, state, state.qr, [(window.QR_RATE[0], c.prompt, c.ink.fg),
-                                              (window.QR_RATE[1], (s,), c.ink.dim)], top)
+        top = _hall_line(c, state, qr_left(c, state.qr[0]))
+        qr_screen(c, state, state.qr, [(QR_RATE[0], c.prompt, c.ink.fg),
+                                       (QR_RATE[1], (s,), c.ink.dim)], top)
         _kiosk_hint(c, state, top)
         return
     top = _hall_line(c, state)
     title, hint = NOTICES["reader_fault"] if down else (CARD_PROMPT, CARD_HINT)
-    _column(c, [(title, c.prompt, c.ink.fg), (hint, (s,), c.ink.dim)],
+    column(c, [(title, c.prompt, c.ink.fg), (hint, (s,), c.ink.dim)],
             Box(0, top, c.w, c.h - top), state.page)
     _kiosk_hint(c, state, top)
 
 
 def _kiosk_hint(c: Canvas, state: State, top: int) -> None:
     if state.hint:
-        _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page,
+        overlay(c, [(state.hint, c.both, c.ink.fg)], state.page,
                  Box(0, top - 1, c.w, c.h - top + 1))
 
 
@@ -92,7 +94,7 @@ def _hall_line(c: Canvas, state: State, width=None) -> int:
     what waits to be sent. Next free y."""
     s, y = c.small, c.y0
     w = c.w if width is None else width
-    sync = _sync_text(state.health)
+    sync = sync_text(state.health)
     right = s.width(sync) + 4 if sync else 0
     if sync:
         c.bar(Box(w - right, 0, right, y + s.height), sync, (s,))
@@ -106,12 +108,12 @@ def _looking_up(c: Canvas, state: State, screen: LookingUp) -> None:
     label = CARD_LABELS.get(screen.card_type)
     if label:
         blocks.append((label, (c.small,), c.ink.dim))
-    _column(c, blocks, c.frame, state.page)
+    column(c, blocks, c.frame, state.page)
 
 
 def _notice(c: Canvas, state: State, screen: Notice) -> None:
     title, text = NOTICES.get(screen.kind, NOTICES["lookup_failed"])
-    _column(c, [(title, c.both, c.ink.fg), (text, (c.small,), c.ink.fg),
+    column(c, [(title, c.both, c.ink.fg), (text, (c.small,), c.ink.fg),
                 (KEY_BACK, (c.small,), c.ink.dim)], c.frame, state.page)
 
 

@@ -7,25 +7,23 @@ before rating (item name, business serial number, staff name: rules.md) is never
 Layouts are written once and parameterised by the panel size and the fonts' measures:
 on a 256 px panel the same code gives wider lines, merged info lines and a large prompt.
 Mode "1" panels (ssd1306, sh1106) get inverse bars for emphasis; greyscale "L" panels
-(ssd1322, ssd1325) also get dim grey for secondary text.
+(ssd1322, ssd1325) also get dim grey for secondary text (terminal/screens/canvas.py);
+what the kiosk's screens draw the same way is in terminal/screens/parts.py.
 """
 from __future__ import annotations
 
-import zlib
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional, Sequence
+from typing import Optional
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from config import qr as qr_codes
 from terminal.clock import CHINA
 from terminal.flow.model import TAG_ROLES, Info, Invited, Saving, State, Tagging, Thanks
-from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, ellipsize, face, fit,
-                                     paginate, scaled, wrap)
-
-SIZES = ((128, 64), (256, 64))
-MODES = ("1", "L")
+from terminal.screens.canvas import Canvas, column, overlay
+from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, ellipsize, fit,
+                                     paginate, wrap)
+from terminal.screens.parts import (QR_RATE, fault_overlay, qr_left, qr_screen, staff_text,
+                                    storage_code, sync_text)
 
 ROLE_TEXT = {"up": "上移", "down": "下移", "toggle": "选择", "back": "返回", "submit": "提交"}
 ROLE_SHORT = {"up": "▲", "down": "▼", "toggle": "选", "back": "返", "submit": "交"}
@@ -33,72 +31,6 @@ NETWORK_TEXT = {"online": "在线", "offline": "离线"}
 # A space is where a narrow panel breaks the line (left of the code there is room for
 # five or six characters); a wide one shows it as a space.
 QR_COMMENT = "扫码 补充意见"     # thanks screen: add written comments on the platform
-QR_RATE = ("扫码评价", "可在手机上 稍后评价")   # idle after an unrated end: rate later
-LIT = 255                      # the QR code's field: full brightness on every panel
-# Storage errors as a short code a technician can tell apart: a kind, then a checksum.
-_STORAGE_KINDS = (("full", "FULL"), ("i/o", "IO"), ("readonly", "RO"), ("read-only", "RO"),
-                  ("locked", "LOCK"), ("busy", "LOCK"), ("malformed", "BAD"),
-                  ("corrupt", "BAD"), ("not a database", "BAD"), ("unable to open", "OPEN"),
-                  ("permission", "PERM"), ("denied", "PERM"))
-
-
-@dataclass(frozen=True)
-class Ink:
-    fg: int      # normal text
-    dim: int     # secondary text, hints
-    bg: int
-    bar: int     # inverse bars and key caps
-    on_bar: int  # text on them
-
-
-INKS = {"1": Ink(fg=255, dim=255, bg=0, bar=255, on_bar=0),
-        "L": Ink(fg=255, dim=120, bg=0, bar=200, on_bar=0)}
-
-
-class Canvas:
-    """One frame being drawn: the image, its fonts and inks, and the text helpers."""
-
-    def __init__(self, size, mode: str, fonts, large_text: bool = False):
-        if mode not in INKS:
-            raise ValueError(f"unsupported mode {mode!r}: use one of {MODES}")
-        if fonts is None:
-            from drivers.fonts import find_fonts
-            fonts = find_fonts()
-        self.w, self.h = int(size[0]), int(size[1])
-        self.image = Image.new(mode, (self.w, self.h), 0)
-        self.draw = ImageDraw.Draw(self.image)
-        self.draw.fontmode = "1"   # bitmap fonts: crisp pixels, never smoothed
-        self.ink = INKS[mode]
-        self.small = face(fonts.small)
-        self.large = face(fonts.large)
-        self.both = (self.large, self.small)   # big when it fits whole, else small
-        # display.large_text: the prompt, level names and thanks in 24-px characters
-        # (the 12-px font doubled), paged when they need more room than that.
-        self.large_text = large_text
-        self.huge = face(scaled(fonts.small, 2)) if large_text else None
-        self.prompt = (self.huge,) if large_text else self.both
-        # Text starts this far down so that brackets sticking out above a line stay on
-        # the panel; `frame` is the area below.
-        self.y0 = max(self.small.over, self.large.over)
-        self.frame = Box(0, self.y0, self.w, self.h - self.y0)
-
-    def box(self, box: Box, color) -> None:
-        if box.w > 0 and box.h > 0:
-            self.draw.rectangle(box.rect(), fill=color)
-
-    def text(self, box: Box, value, faces: Sequence[Face] = (), page: int = 0, *, fill=None,
-             shorter=(), align="left", valign="top", bar_fill=None) -> Fitted:
-        fitted = fit(value, faces or (self.small,), box.w, box.h, shorter=shorter)
-        draw_fitted(self.draw, box, fitted, page, fill=self.ink.fg if fill is None else fill,
-                    align=align, valign=valign, bar_fill=bar_fill)
-        return fitted
-
-    def bar(self, box: Box, value, faces=(), page: int = 0, *, shorter=(), align="center"):
-        """Text on an inverse bar (call to action, warnings)."""
-        self.box(box, self.ink.bar)
-        inner = Box(box.x + 1, box.y, box.w - 2, box.h)
-        return self.text(inner, value, faces, page, fill=self.ink.on_bar, shorter=shorter,
-                         align=align, valign="middle", bar_fill=self.ink.on_bar)
 
 
 # --- entry points -------------------------------------------------------------------
@@ -114,7 +46,7 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
     elif isinstance(screen, Tagging):
         _tagging(c, state, screen)
     elif isinstance(screen, Saving):
-        _column(c, [("正在保存…", c.both, c.ink.fg)], c.frame, state.page)
+        column(c, [("正在保存…", c.both, c.ink.fg)], c.frame, state.page)
     elif isinstance(screen, Thanks):
         _thanks(c, state, screen)
     elif isinstance(screen, Info):
@@ -127,17 +59,10 @@ def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.I
     return c.image
 
 
-def fault_overlay(c: Canvas, state: State) -> None:
-    """An internal error the flow survived: said over whatever screen is showing."""
-    if state.fault:
-        _overlay(c, [("系统异常 已恢复", c.both, c.ink.fg),
-                     ("代码 F-" + _crc(state.fault), (c.small,), c.ink.dim)], state.page)
-
-
 def render_out_of_service(size=(128, 64), mode: str = "1", fonts=None) -> Image.Image:
     """The frame left on the panel when the service stops."""
     c = Canvas(size, mode, fonts)
-    _column(c, [("设备已停止服务", c.both, c.ink.fg),
+    column(c, [("设备已停止服务", c.both, c.ink.fg),
                 ("请联系工作人员", (c.small,), c.ink.dim)], c.frame, 0)
     return c.image
 
@@ -157,7 +82,7 @@ def _status(c: Canvas, state: State, width: Optional[int] = None) -> int:
     panel's). Returns the next free y."""
     s, y = c.small, c.y0
     w = c.w if width is None else width
-    sync = _sync_text(state.health)
+    sync = sync_text(state.health)
     right = 0
     if sync:
         right = s.width(sync) + 4
@@ -167,60 +92,6 @@ def _status(c: Canvas, state: State, width: Optional[int] = None) -> int:
     c.text(Box(0, y, w - right, s.height), f"窗口 {state.config.window_no}".strip(), (s,),
            state.page)
     return y + s.pitch
-
-
-def _sync_text(health) -> str:
-    parts = []
-    if health.get("network") == "offline":
-        parts.append("离线")
-    try:
-        depth = int(health.get("queue_depth", 0) or 0)
-    except (TypeError, ValueError):
-        depth = 0
-    if depth > 0:
-        parts.append("待传 " + (str(depth) if depth < 10000 else "9999+"))
-    return " ".join(parts)
-
-
-def staff_text(staff) -> tuple[str, tuple]:
-    """(text, shorter forms) of the staff member: name and number (工号) side by side; the
-    name is never dropped."""
-    if staff is None:
-        return "", ()
-    if not staff.id:
-        return f"工作人员 {staff.name}", (staff.name,)
-    return (f"工作人员 {staff.name} 工号{staff.id}",
-            (f"{staff.name} 工号{staff.id}", f"{staff.name} {staff.id}"))
-
-
-def draw_qr(c: Canvas, url: str) -> int:
-    """The QR code of `url` at the right edge, centred up and down: dark modules on a lit
-    field with its quiet zone (config/qr.py says how big). Returns the x left of it."""
-    placed = qr_codes.place(url, (c.w, c.h))
-    if placed is None:   # the flow refuses such URLs; nothing half-drawn if one slips by
-        return c.w
-    x0, y0 = c.w - placed.size, (c.h - placed.size) // 2
-    c.draw.rectangle((x0, y0, c.w - 1, y0 + placed.size - 1), fill=LIT)
-    k, edge = placed.scale, placed.border
-    for r, row in enumerate(placed.modules):
-        for col, dark in enumerate(row):
-            if dark:
-                x, y = x0 + (col + edge) * k, y0 + (r + edge) * k
-                c.draw.rectangle((x, y, x + k - 1, y + k - 1), fill=0)
-    return x0
-
-
-def qr_left(c: Canvas, url: str) -> int:
-    """The room left of the code of `url` (the whole width when it cannot be drawn)."""
-    placed = qr_codes.place(url, (c.w, c.h))
-    return c.w - placed.size - 2 if placed is not None else c.w
-
-
-def qr_screen(c: Canvas, state: State, urls: tuple, blocks, top: int) -> None:
-    """A QR code on the right (one of `urls` per page), `blocks` of text left of it."""
-    url = urls[state.page % len(urls)]
-    x = draw_qr(c, url)
-    _column(c, blocks, Box(0, top, x - 2, c.h - top), state.page)
 
 
 def _idle(c: Canvas, state: State) -> None:
@@ -252,13 +123,13 @@ def _idle(c: Canvas, state: State) -> None:
 def _hint(c: Canvas, state: State) -> None:
     if state.hint:
         top = c.y0 + c.small.pitch - 1
-        _overlay(c, [(state.hint, c.both, c.ink.fg)], state.page, Box(0, top, c.w, c.h - top))
+        overlay(c, [(state.hint, c.both, c.ink.fg)], state.page, Box(0, top, c.w, c.h - top))
 
 
 def _paused(c: Canvas, state: State) -> None:
     y = _status(c, state)
     message = state.pause_message or _text(state, "paused")
-    _column(c, [(message, c.both, c.ink.fg)], Box(0, y, c.w, c.h - y), state.page)
+    column(c, [(message, c.both, c.ink.fg)], Box(0, y, c.w, c.h - y), state.page)
 
 
 def _invited(c: Canvas, state: State, screen: Invited) -> None:
@@ -418,7 +289,7 @@ def _thanks(c: Canvas, state: State, screen: Thanks) -> None:
             blocks.insert(1, said)
         qr_screen(c, state, screen.qr, blocks, c.y0)
         return
-    _column(c, [thanks, said], c.frame, state.page)
+    column(c, [thanks, said], c.frame, state.page)
 
 
 def _info(c: Canvas, state: State) -> None:
@@ -476,60 +347,5 @@ def _storage_error(c: Canvas, state: State) -> None:
     code = "代码 " + storage_code(state.storage_error)
     if state.pending:   # ratings held in memory until the store works again
         code += f" 未存{len(state.pending)}"
-    _column(c, [("存储故障", c.both, c.ink.fg), ("请联系工作人员", (c.small,), c.ink.fg),
+    column(c, [("存储故障", c.both, c.ink.fg), ("请联系工作人员", (c.small,), c.ink.fg),
                 (code, (c.small,), c.ink.dim)], c.frame, state.page)
-
-
-def storage_code(error: str) -> str:
-    """A short code for a storage error, e.g. FULL-3A1C: a kind, then a checksum."""
-    low = error.lower()
-    kind = next((k for word, k in _STORAGE_KINDS if word in low), "E")
-    return f"{kind}-{_crc(error)}"
-
-
-def _crc(text: str) -> str:
-    return f"{zlib.crc32(text.encode('utf-8')) & 0xFFFF:04X}"
-
-
-# --- blocks of text ------------------------------------------------------------------------
-
-Block = tuple  # (text, faces, fill)
-
-
-def _fit_column(blocks: Sequence[Block], width: int, height: int, gap: int) -> list[Fitted]:
-    """Fit blocks stacked top to bottom; each leaves one line for every block after it."""
-    fits = []
-    remaining = height
-    for i, (value, faces, _fill) in enumerate(blocks):
-        reserve = sum(min(f.height for f in b[1]) + gap for b in blocks[i + 1:])
-        fitted = fit(value, faces, width, max(1, remaining - reserve))
-        fits.append(fitted)
-        remaining -= fitted.height + gap
-    return fits
-
-
-def _draw_column(c: Canvas, blocks, fits, box: Box, page: int, gap: int) -> None:
-    total = sum(f.height for f in fits) + gap * (len(fits) - 1)
-    y = box.y + max(0, (box.h - total) // 2)
-    for (_value, _faces, fill), fitted in zip(blocks, fits):
-        draw_fitted(c.draw, Box(box.x, y, box.w, fitted.height), fitted, page, fill=fill,
-                    align="center")
-        y += fitted.height + gap
-
-
-def _column(c: Canvas, blocks, box: Box, page: int, gap: int = 3) -> None:
-    """Blocks centred in `box`, each in the largest face that shows it whole."""
-    _draw_column(c, blocks, _fit_column(blocks, box.w, box.h, gap), box, page, gap)
-
-
-def _overlay(c: Canvas, blocks, page: int, area: Optional[Box] = None, gap: int = 2) -> None:
-    """A framed message over `area` (default: the whole frame), blocks centred in it.
-
-    The frame covers whole lines of the screen below, so nothing peeks out cut in half.
-    """
-    area = area or Box(0, 0, c.w, c.h)
-    pad = 2
-    c.box(area, c.ink.bg)
-    c.draw.rectangle(area.rect(), outline=c.ink.fg)
-    inner = Box(area.x + pad + 1, area.y + pad + 1, area.w - 2 * (pad + 1), area.h - 2 * (pad + 1))
-    _column(c, blocks, inner, page, gap)

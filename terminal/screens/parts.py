@@ -1,0 +1,95 @@
+"""Parts of a frame that the window's screens and the kiosk's share: the sync indicator,
+the staff line, QR codes with text beside them, the fault overlay, the storage error code.
+
+Drawn the same wherever they appear, so a kiosk rates, fails and shows its queue exactly
+like a window; both screen modules take them from here.
+"""
+from __future__ import annotations
+
+import zlib
+
+from config import qr as qr_codes
+from terminal.flow.model import State
+from terminal.screens.canvas import Canvas, column, overlay
+from terminal.screens.layout import Box
+
+QR_RATE = ("扫码评价", "可在手机上 稍后评价")   # idle after an unrated end: rate later
+LIT = 255                      # the QR code's field: full brightness on every panel
+# Storage errors as a short code a technician can tell apart: a kind, then a checksum.
+_STORAGE_KINDS = (("full", "FULL"), ("i/o", "IO"), ("readonly", "RO"), ("read-only", "RO"),
+                  ("locked", "LOCK"), ("busy", "LOCK"), ("malformed", "BAD"),
+                  ("corrupt", "BAD"), ("not a database", "BAD"), ("unable to open", "OPEN"),
+                  ("permission", "PERM"), ("denied", "PERM"))
+
+
+def sync_text(health) -> str:
+    """What waits to be sent, for the top line: 离线 (offline), 待传 N (records queued)."""
+    parts = []
+    if health.get("network") == "offline":
+        parts.append("离线")
+    try:
+        depth = int(health.get("queue_depth", 0) or 0)
+    except (TypeError, ValueError):
+        depth = 0
+    if depth > 0:
+        parts.append("待传 " + (str(depth) if depth < 10000 else "9999+"))
+    return " ".join(parts)
+
+
+def staff_text(staff) -> tuple[str, tuple]:
+    """(text, shorter forms) of the staff member: name and number (工号) side by side; the
+    name is never dropped."""
+    if staff is None:
+        return "", ()
+    if not staff.id:
+        return f"工作人员 {staff.name}", (staff.name,)
+    return (f"工作人员 {staff.name} 工号{staff.id}",
+            (f"{staff.name} 工号{staff.id}", f"{staff.name} {staff.id}"))
+
+
+def draw_qr(c: Canvas, url: str) -> int:
+    """The QR code of `url` at the right edge, centred up and down: dark modules on a lit
+    field with its quiet zone (config/qr.py says how big). Returns the x left of it."""
+    placed = qr_codes.place(url, (c.w, c.h))
+    if placed is None:   # the flow refuses such URLs; nothing half-drawn if one slips by
+        return c.w
+    x0, y0 = c.w - placed.size, (c.h - placed.size) // 2
+    c.draw.rectangle((x0, y0, c.w - 1, y0 + placed.size - 1), fill=LIT)
+    k, edge = placed.scale, placed.border
+    for r, row in enumerate(placed.modules):
+        for col, dark in enumerate(row):
+            if dark:
+                x, y = x0 + (col + edge) * k, y0 + (r + edge) * k
+                c.draw.rectangle((x, y, x + k - 1, y + k - 1), fill=0)
+    return x0
+
+
+def qr_left(c: Canvas, url: str) -> int:
+    """The room left of the code of `url` (the whole width when it cannot be drawn)."""
+    placed = qr_codes.place(url, (c.w, c.h))
+    return c.w - placed.size - 2 if placed is not None else c.w
+
+
+def qr_screen(c: Canvas, state: State, urls: tuple, blocks, top: int) -> None:
+    """A QR code on the right (one of `urls` per page), `blocks` of text left of it."""
+    url = urls[state.page % len(urls)]
+    x = draw_qr(c, url)
+    column(c, blocks, Box(0, top, x - 2, c.h - top), state.page)
+
+
+def fault_overlay(c: Canvas, state: State) -> None:
+    """An internal error the flow survived: said over whatever screen is showing."""
+    if state.fault:
+        overlay(c, [("系统异常 已恢复", c.both, c.ink.fg),
+                     ("代码 F-" + _crc(state.fault), (c.small,), c.ink.dim)], state.page)
+
+
+def storage_code(error: str) -> str:
+    """A short code for a storage error, e.g. FULL-3A1C: a kind, then a checksum."""
+    low = error.lower()
+    kind = next((k for word, k in _STORAGE_KINDS if word in low), "E")
+    return f"{kind}-{_crc(error)}"
+
+
+def _crc(text: str) -> str:
+    return f"{zlib.crc32(text.encode('utf-8')) & 0xFFFF:04X}"
