@@ -55,9 +55,14 @@ class StorageError(Exception):
     """The store could not take a record (disk full, I/O error, corrupt file)."""
 
 
-def open_connection(path: str | Path, page_size: int | None = None) -> sqlite3.Connection:
+def open_connection(path: str | Path, page_size: int | None = None, *,
+                    synchronous: str = "FULL") -> sqlite3.Connection:
     """A plain connection with the store's settings (autocommit; transactions are explicit).
-    `page_size`: for a file this connection creates (the device's store: PAGE_SIZE)."""
+    `page_size`: for a file this connection creates (the device's store: PAGE_SIZE).
+    `synchronous`: FULL, a commit is on disk when it returns; NORMAL, for a connection
+    whose commits may be lost to a power cut (they are not fsynced on their own)."""
+    if synchronous not in ("FULL", "NORMAL"):  # (it goes into a PRAGMA as text)
+        raise ValueError(f"synchronous = {synchronous!r}")
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -66,7 +71,7 @@ def open_connection(path: str | Path, page_size: int | None = None) -> sqlite3.C
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -82,11 +87,12 @@ class Database:
         return self.conn.execute(sql, parameters)
 
 
-def connect(path: str | Path, page_size: int | None = None) -> Database:
+def connect(path: str | Path, page_size: int | None = None, *,
+            synchronous: str = "FULL") -> Database:
     """A connection for the device's store, with a small page cache: the terminal looks
     up a visit or a business by index and appends at the end, so SQLite's default 2 MiB
     per connection would only hold pages it never reads again."""
-    conn = open_connection(path, page_size)
+    conn = open_connection(path, page_size, synchronous=synchronous)
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     return Database(conn)
 
@@ -275,7 +281,7 @@ class Store(Reader):
             raise StorageError(f"the records in {self.path} are chained with {known['hash_alg']} but "
                                f"the settings say hash_alg = {self.hash_alg!r}; a chain cannot change "
                                f"algorithm: restore the setting, or start a new store")
-        if meta["device_id"] != self.device_id:
+        if known["device_id"] != self.device_id:
             raise StorageError(f"the records in {self.path} belong to device {known['device_id']} but "
                                f"the settings say device.id = {self.device_id!r}")
         return known["chain_id"]
