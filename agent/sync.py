@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import select
 import sqlite3
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 from urllib.parse import quote
 
 from agent import metrics, profiles, retry
 from agent.client import Central, Transient
+from agent.answers import BATCH_REFUSED, BadRows, outcomes, row_problem
 from agent.outbox import Outbox
+from agent.stopper import Stopper
 from agent.timefix import TrustedTime, corrected, iso_at
 from agent.wake import WakeSocket, wake_path
 from config.errors import ConfigError
 from terminal import central as central_config
 from terminal.clock import CHINA, boot_id as current_boot_id, kernel_clock_synced
-from terminal.records import record_hash
 from terminal.sdnotify import Notifier
 from terminal.store import DB_NAME, StorageError
 
@@ -41,94 +41,6 @@ CONFIG_RETRY_S = 60
 METRICS_EVERY_S = 10
 EXIT_PENDING = 1           # `--once` exit codes (2 is the CLI's settings error)
 EXIT_PARKED = 3
-DELIVERED = {"accepted": "delivered", "duplicate": "delivered", "rejected": "rejected"}
-
-
-BATCH_REFUSED = (400, 413, 422)   # the central system refused the whole batch as sent
-
-
-class BadRows(Exception):
-    """Rows of a batch that cannot be sent as stored: (seq, why) each."""
-
-    def __init__(self, rows: list[tuple[int, str]]):
-        super().__init__(f"{len(rows)} bad row(s)")
-        self.rows = rows
-
-
-def row_problem(key, raw: bytes, alg: str) -> Optional[str]:
-    """Why a stored row cannot be sent as it is, or None: it must be UTF-8 JSON of an
-    object that is the record of its row and matches its own hash."""
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return "stored JSON is not UTF-8"
-    except (ValueError, RecursionError):
-        return "stored JSON is not valid (truncated or damaged)"
-    if not isinstance(record, dict):
-        return "stored JSON is not a record"
-    if record.get("seq") != key.seq or (key.record_id and record.get("record_id") != key.record_id):
-        return "stored JSON is the record of another row"
-    try:
-        if record.get("hash") != record_hash(record, alg):
-            return "stored JSON does not match its own hash (edited)"
-    except (UnicodeError, TypeError, ValueError):
-        return "stored JSON cannot be serialised"
-    return None
-
-
-class Stopper:
-    """A stop flag that also wakes a select() (self-pipe): safe to set from a signal handler."""
-
-    def __init__(self):
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._w, False)
-        self.flag = False
-
-    def set(self) -> None:
-        self.flag = True
-        try:
-            os.write(self._w, b"x")
-        except OSError:
-            pass
-
-    def is_set(self) -> bool:
-        return self.flag
-
-    def fileno(self) -> int:
-        return self._r
-
-    def close(self) -> None:
-        for fd in (self._r, self._w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def outcomes(body: Optional[dict], sent: Sequence) -> list[tuple[int, str, Optional[str]]]:
-    """(seq, delivery status, error) for each sent row, from the per-record results.
-
-    Results that do not match the batch one to one (missing, extra, repeated, unknown
-    status) are a garbled answer: Transient, and the whole batch goes again.
-    """
-    results = body.get("results") if isinstance(body, dict) else None
-    if not isinstance(results, list) or len(results) != len(sent):
-        raise Transient(f"answer does not match the batch ({len(sent)} sent)")
-    by_id = {}
-    for result in results:
-        rid = result.get("record_id") if isinstance(result, dict) else None
-        if rid in by_id or result.get("status") not in DELIVERED:
-            raise Transient("answer has a malformed or repeated result")
-        by_id[rid] = result
-    out = []
-    for row in sent:
-        result = by_id.get(row.record_id)
-        if result is None:
-            raise Transient("answer lacks a result for a record that was sent")
-        status = DELIVERED[result["status"]]
-        error = str(result.get("error") or "rejected")[:500] if status == "rejected" else None
-        out.append((row.seq, status, error))
-    return out
 
 
 _libc = None

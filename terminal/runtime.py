@@ -27,7 +27,8 @@ from terminal.reserve import Reserve
 from terminal.salvage import ensure_intact
 from terminal.secret import load_secret
 from terminal.service import Terminal
-from terminal.store import DB_NAME, Reader, Store, central_config, central_etag
+from terminal.store import DB_NAME, Reader, Store
+from terminal.sync_state import central_config, central_etag
 from terminal.technician import Technician
 
 log = logging.getLogger("pingjia.terminal")
@@ -149,8 +150,7 @@ class Runtime:
         # What the agent wrote (a new central config, uploads) shows in data_version;
         # what this process wrote, in the count of stored records. Neither changed:
         # nothing to read again (one pragma every 2 s instead of five queries).
-        seen = (self.store.db.execute("PRAGMA data_version").fetchone()[0],
-                self.terminal.stats["stored"])
+        seen = (self.store.data_version(), self.terminal.stats["stored"])
         if seen != self._health_seen:
             changed = self.central.poll()
             if changed is not None:

@@ -124,7 +124,8 @@ class Technician:
         self.central.base = base
         stored = None
         if self.db_path is not None:
-            from terminal.store import Reader, central_config as stored_config
+            from terminal.store import Reader
+            from terminal.sync_state import central_config as stored_config
             try:
                 with Reader(self.db_path) as reader:
                     stored = stored_config(reader.db)

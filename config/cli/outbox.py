@@ -26,7 +26,8 @@ from datetime import datetime
 from pathlib import Path
 
 from config.cli import local, progress
-from terminal.store import DELIVERY_STATUSES as STATUSES
+from terminal import sync_state
+from terminal.store_schema import DELIVERY_STATUSES as STATUSES
 
 FORMAT, VERSION = "pingjia-outbox", 1   # agent/receiver/importer.py reads this format
 
@@ -63,7 +64,8 @@ class StoreProblem(Exception):
 
 def _connect(args):
     """A connection to the device's store (WAL: reading beside the running terminal is safe)."""
-    from terminal.store import SCHEMA_VERSION, open_connection, schema_version
+    from terminal.store import SCHEMA_VERSION, open_connection
+    from terminal.store_schema import schema_version
 
     settings = local.load_settings(args)
     path = local.db_path(args, settings)
@@ -95,28 +97,11 @@ def _with_store(args, work) -> int:
         conn.close()
 
 
-_ROW = ("SELECT r.seq, r.record_id, r.kind, r.level, r.unrated_reason, r.project_no, r.task_name, "
-        "r.invited_at, r.rated_at, d.status, d.attempts, d.error, d.updated_at "
-        "FROM records r JOIN delivery d ON d.seq = r.seq")
-_ROW_KEYS = ("seq", "record_id", "kind", "level", "unrated_reason", "project_no", "task_name",
-             "invited_at", "rated_at", "status", "attempts", "error", "updated_at")
-
-
 def list_command(args) -> int:
     def work(conn, settings, path):
-        where, params = ["r.seq > ?"], [args.since]
-        if args.status:
-            where.append(f"d.status IN ({', '.join('?' for _ in args.status)})")
-            params += args.status
-        if args.kind:
-            where.append("r.kind = ?")
-            params.append(args.kind)
-        sql = f"{_ROW} WHERE {' AND '.join(where)} ORDER BY r.seq DESC"
-        if args.limit > 0:
-            sql += f" LIMIT {int(args.limit)}"
-        rows = [dict(zip(_ROW_KEYS, r)) for r in reversed(conn.execute(sql, params).fetchall())]
-        totals = dict(conn.execute("SELECT status, count(*) FROM delivery GROUP BY status").fetchall())
-        totals = {s: totals.get(s, 0) for s in STATUSES}
+        rows = sync_state.listed(conn, after_seq=args.since, statuses=args.status or (),
+                                 kind=args.kind, limit=args.limit)
+        totals = sync_state.status_counts(conn)
         lines = [f"{'seq':>6} {'status':<9} {'kind':<7} {'lvl':>3} {'when':<25} project_no / error"]
         for r in rows:
             what = r["level"] if r["kind"] == "rating" else "-"
@@ -133,14 +118,10 @@ def list_command(args) -> int:
 def show(args) -> int:
     def work(conn, settings, path):
         key = args.id.strip()
-        column = "r.seq" if key.isdigit() else "r.record_id"
-        row = conn.execute(f"SELECT r.json, d.status, d.attempts, d.error, d.updated_at "
-                           f"FROM records r JOIN delivery d ON d.seq = r.seq WHERE {column} = ?",
-                           [int(key) if key.isdigit() else key]).fetchone()
-        if row is None:
+        found = sync_state.one(conn, int(key) if key.isdigit() else key)
+        if found is None:
             return local.fail(f"no record {key} in {path}")
-        record = json.loads(row[0])
-        delivery = dict(zip(("status", "attempts", "error", "updated_at"), row[1:]))
+        record, delivery = json.loads(found[0]), found[1]
         if args.json:
             local.emit(args, {"record": record, "delivery": delivery}, "")
         else:
@@ -156,11 +137,7 @@ def retry_rejected(args) -> int:
         from terminal.store import write_transaction
 
         with write_transaction(conn):
-            seqs = [r[0] for r in conn.execute("SELECT seq FROM delivery WHERE status = 'rejected' "
-                                               "ORDER BY seq")]
-            # the old error stays in the row: it says why it was rejected before
-            conn.execute("UPDATE delivery SET status = 'pending', updated_at = ? "
-                         "WHERE status = 'rejected'", [_now_iso()])
+            seqs = sync_state.requeue_rejected(conn, _now_iso())
         if seqs:
             from agent.wake import notify, wake_path
             notify(wake_path(Path(path).parent))
@@ -208,14 +185,13 @@ def import_command(out: Path, device_id: str, hash_alg: str, secret_file) -> str
 def _export(args, conn, path, target: Path, secret_file=None) -> int:
     from config.atomic import atomic_file
 
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    from terminal.store import meta as store_meta, read_transaction
+
+    meta = store_meta(conn)
     # one consistent snapshot: the terminal may append while we read
-    conn.execute("BEGIN")
-    try:
-        seqs = [r[0] for r in conn.execute("SELECT seq FROM delivery WHERE status = 'pending' "
-                                           "ORDER BY seq")]
+    with read_transaction(conn):
+        seqs = sync_state.pending_seqs(conn)
         if not seqs:
-            conn.execute("COMMIT")
             local.emit(args, {"exported": 0, "file": None}, "nothing to export: every record "
                                                             "is delivered")
             return 0
@@ -225,8 +201,7 @@ def _export(args, conn, path, target: Path, secret_file=None) -> int:
                   "first_seq": seqs[0], "last_seq": seqs[-1]}
         name = f"pingjia-outbox-{meta['device_id']}-{seqs[0]}-{seqs[-1]}.jsonl"
         out = target / name
-        rows = conn.execute("SELECT r.json FROM delivery d JOIN records r ON r.seq = d.seq "
-                            "WHERE d.status = 'pending' ORDER BY d.seq")
+        rows = sync_state.pending_json(conn)
         try:
             with progress.for_args(args, len(seqs), "export") as bar, atomic_file(out) as f:
                 f.write(_line(header))
@@ -235,14 +210,8 @@ def _export(args, conn, path, target: Path, secret_file=None) -> int:
                     f.write(b"\n")
                     bar.advance()
         except OSError as exc:
-            conn.execute("ROLLBACK")
             return local.fail(f"cannot write {out}: {exc}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    rejected = conn.execute("SELECT count(*) FROM delivery WHERE status = 'rejected'").fetchone()[0]
+    rejected = sync_state.status_counts(conn)["rejected"]
     command = import_command(out, meta["device_id"], meta["hash_alg"], secret_file)
     text = (f"exported {len(seqs)} unsent record(s) (seq {seqs[0]}..{seqs[-1]}) to {out}\n"
             f"deliver it with the reference receiver (on a networked machine, give the paths "

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from hypothesis import given
-from hypothesis import strategies as st
 
 from agent import retry
 from agent.client import Central, Transient, retry_after_s, tls_options
@@ -117,21 +115,6 @@ def test_records_the_receiver_already_holds_count_as_delivered(device, central_r
     assert statuses(device) == {"delivered": 35}
     assert central_rx.count(DEVICE_ID) == 35  # once each
     assert central_rx.stats["duplicate"] >= 20
-
-
-def test_garbled_answers_are_transient():
-    from agent.sync import outcomes
-    from agent.outbox import Row
-    rows = [Row(1, "a", b"{}"), Row(2, "b", b"{}")]
-    ok = {"results": [{"record_id": "b", "status": "duplicate"},
-                      {"record_id": "a", "status": "rejected", "error": "invalid_record"}]}
-    assert outcomes(ok, rows) == [(1, "rejected", "invalid_record"), (2, "delivered", None)]
-    for bad in (None, {}, {"results": "x"}, {"results": ok["results"][:1]},
-                {"results": [ok["results"][0], ok["results"][0]]},
-                {"results": [{"record_id": "a", "status": "maybe"}, ok["results"][0]]},
-                {"results": [{"record_id": "c", "status": "accepted"}, ok["results"][0]]}):
-        with pytest.raises(Transient):
-            outcomes(bad, rows)
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -373,22 +356,6 @@ def test_an_sm3_device_signs_records_and_requests_with_sm3(tmp_path):
             agent.close()
         assert rx.count(DEVICE_ID) == 7 and rx.chain_report(DEVICE_ID) == []
         assert rx.stats["rejected"] == 0 and rx.heartbeats(DEVICE_ID)  # signed with SM3 too
-
-
-@given(st.lists(st.sampled_from(["accepted", "duplicate", "rejected"]), min_size=1, max_size=30),
-       st.randoms(use_true_random=False))
-def test_outcomes_follow_record_ids_in_any_answer_order(statuses_, rnd):
-    from agent.outbox import Key
-    from agent.sync import outcomes
-    sent = [Key(seq, f"id-{seq}") for seq in range(1, len(statuses_) + 1)]
-    results = [{"record_id": k.record_id, "status": s, **({"error": f"e{k.seq}"} if s == "rejected" else {})}
-               for k, s in zip(sent, statuses_)]
-    rnd.shuffle(results)
-    got = outcomes({"results": results}, sent)
-    assert [seq for seq, _, _ in got] == [k.seq for k in sent]
-    for (seq, status, error), wanted in zip(got, statuses_):
-        assert status == ("rejected" if wanted == "rejected" else "delivered")
-        assert error == (f"e{seq}" if wanted == "rejected" else None)
 
 
 def test_a_client_certificate_is_presented_when_configured(tmp_path):

@@ -11,7 +11,8 @@ from config import settings as config_settings
 from config.errors import ConfigError
 from config.tags import builtin
 from terminal import central, flow
-from terminal.store import DB_NAME, Reader, central_config, central_etag
+from terminal.store import DB_NAME, Reader
+from terminal.sync_state import central_config, central_etag
 from tests.agent.conftest import DEVICE_ID, drafts, fill, open_store
 
 PAST = "2024-05-01T09:00:00+08:00"

@@ -37,7 +37,7 @@ from drivers.fonts import find_fonts  # noqa: E402
 from terminal import flow, screens  # noqa: E402
 from terminal.clock import SystemClock  # noqa: E402
 from terminal.service import Terminal  # noqa: E402
-from terminal.store import _COLUMNS, _INSERT_RECORD, DB_NAME, Store, _record_row  # noqa: E402
+from terminal.store import DB_NAME, Store, insert_record  # noqa: E402
 from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
 
 SECRET = b"bench-secret-0123456789abcdef"
@@ -120,18 +120,16 @@ def commit_cost(directory: Path, commits: int):
     minimal = _bare(directory / "bare-minimal.db",
                     ["CREATE TABLE t (id INTEGER PRIMARY KEY, json TEXT NOT NULL)"])
     sealed = store.append([draft])[0]  # a real record's row; each bare insert gets its own id
-    row = _record_row(sealed)
-    at_id, at_seq = _COLUMNS.index("record_id"), _COLUMNS.index("seq")
     body = json.dumps(draft, ensure_ascii=False)
     ours, base_same, base_minimal = [], [], []
     for i in range(1, commits + 1):  # interleaved so all three see the same disk weather
         t = time.perf_counter()
         store.append([draft])
         ours.append((time.perf_counter() - t) * 1000)
-        row[at_id], row[at_seq] = str(uuid.uuid4()), i
+        row = dict(sealed, record_id=str(uuid.uuid4()), seq=i)
         t = time.perf_counter()
         same.execute("BEGIN")
-        same.execute(_INSERT_RECORD, row)
+        insert_record(same, row)
         same.execute("INSERT INTO delivery (seq, status, attempts) VALUES (?, 'pending', 0)", (i,))
         same.execute("COMMIT")
         base_same.append((time.perf_counter() - t) * 1000)

@@ -1,0 +1,224 @@
+"""The sync state in the device database: each record's delivery row, the corrected
+times sent, the central config pulled, the time of the last upload.
+
+Every statement the sync agent (agent/outbox.py), the technician's `pingjia outbox`
+and GET /v1/status run on that state, in one place: the partial indexes of the schema
+(terminal/store_schema.py) serve exactly these queries, so a change of one is seen
+beside the other. Functions take anything with `execute` (a sqlite3 connection or a
+store.Database); the ones that write run inside the caller's transaction
+(store.write_transaction), because which writes go together is the caller's logic.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Iterable, Iterator, Optional, Sequence
+
+from terminal.store_schema import DELIVERY_STATUSES
+
+_PENDING_COUNT = "SELECT count(*) FROM delivery WHERE status = 'pending'"
+_PENDING = ("FROM delivery d JOIN records r ON r.seq = d.seq WHERE d.status = 'pending' "
+            "ORDER BY d.seq")
+
+
+# --- what the status, heartbeat and metrics show ---------------------------------
+
+def sync_view(db) -> dict:
+    """The sync state for GET /v1/status (names as the local API documents them)."""
+    oldest = db.execute(f"SELECT coalesce(r.rated_at, r.invited_at) {_PENDING} LIMIT 1").fetchone()
+    last = db.execute("SELECT value FROM meta WHERE key = 'last_upload_at'").fetchone()
+    return {
+        "queue_depth": pending_count(db),
+        "oldest_unsent_at": oldest[0] if oldest else None,
+        "rejected": db.execute("SELECT count(*) FROM delivery WHERE status = 'rejected'").fetchone()[0],
+        "parked": _count_parked(db),
+        "last_upload_at": last[0] if last else None,
+    }
+
+
+def _count_parked(db) -> int:
+    try:
+        return db.execute("SELECT count(*) FROM delivery WHERE status = 'parked'").fetchone()[0]
+    except sqlite3.OperationalError:  # a store of schema 2, not yet migrated
+        return 0
+
+
+def pending_count(db) -> int:
+    return db.execute(_PENDING_COUNT).fetchone()[0]
+
+
+def status_counts(db) -> dict[str, int]:
+    """Records by delivery status, every status listed (0 when none)."""
+    by = dict(db.execute("SELECT status, count(*) FROM delivery GROUP BY status").fetchall())
+    return {s: by.get(s, 0) for s in DELIVERY_STATUSES}
+
+
+def kind_level_counts(db) -> list[tuple]:
+    """(kind, level, count) of every record made on the device (for the metrics)."""
+    return db.execute("SELECT kind, level, count(*) FROM records GROUP BY kind, level").fetchall()
+
+
+# --- the upload ------------------------------------------------------------------
+
+def pending_rows(db, limit: int) -> list[tuple[int, str, bytes]]:
+    """(seq, record_id, stored JSON as bytes) of the oldest pending records (from the
+    partial index on pending delivery rows)."""
+    return db.execute(f"SELECT d.seq, r.record_id, CAST(r.json AS BLOB) {_PENDING} LIMIT ?",
+                      [limit]).fetchall()
+
+
+def pending_keys(db, limit: int) -> list[tuple[int, str]]:
+    """(seq, record_id) of the oldest pending records."""
+    return db.execute(f"SELECT d.seq, r.record_id {_PENDING} LIMIT ?", [limit]).fetchall()
+
+
+def pending_body(db, limit: int, head: str, tail: str) -> bytes:
+    """The oldest pending records' stored JSON joined with commas between `head` and
+    `tail`, made by SQLite as one bytes object instead of a Python object per record
+    (in the caller's read transaction, to hold the same records as pending_keys)."""
+    return db.execute(f"SELECT CAST(? || group_concat(json, ',') || ? AS BLOB) FROM "
+                      f"(SELECT r.json {_PENDING} LIMIT ?)", [head, tail, limit]).fetchone()[0]
+
+
+def pending_seqs(db, limit: Optional[int] = None) -> list[int]:
+    """The oldest pending seqs, from the delivery table alone (when the records' pages
+    cannot be read, these still say which rows to look at)."""
+    sql = "SELECT seq FROM delivery WHERE status = 'pending' ORDER BY seq"
+    args: list = []
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [r[0] for r in db.execute(sql, args)]
+
+
+def pending_json(db) -> Iterator:
+    """The stored JSON (text) of every pending record, oldest first, as a cursor."""
+    return db.execute(f"SELECT r.json {_PENDING}")
+
+
+def record_id(db, seq: int) -> Optional[str]:
+    """The record_id of the row `seq`; sqlite3.DatabaseError when it cannot be read."""
+    row = db.execute("SELECT record_id FROM records WHERE seq = ?", [seq]).fetchone()
+    return row[0] if row else None
+
+
+def stored_json(db, seq: int) -> bytes:
+    """One row's stored JSON as bytes; sqlite3.DatabaseError when it cannot be read."""
+    row = db.execute("SELECT CAST(json AS BLOB) FROM records WHERE seq = ?", [seq]).fetchone()
+    if row is None or row[0] is None:
+        raise sqlite3.DatabaseError(f"record {seq} has no stored JSON")
+    return bytes(row[0])
+
+
+def mark(db, outcomes: Sequence[tuple[int, str, Optional[str]]], tries: int, at: str) -> None:
+    """The central system's answer for a batch: (seq, status, error) each."""
+    delivered = [seq for seq, status, _ in outcomes if status == "delivered"]
+    # delivered rows in one statement (most of a batch); the rare others one by one
+    db.execute("UPDATE delivery SET status = 'delivered', error = NULL, "
+               "attempts = attempts + ?, updated_at = ? "
+               "WHERE seq IN (SELECT value FROM json_each(?))",
+               [tries, at, json.dumps(delivered)])
+    db.executemany("UPDATE delivery SET status = ?, error = ?, attempts = attempts + ?, "
+                   "updated_at = ? WHERE seq = ?",
+                   [(status, error, tries, at, seq) for seq, status, error in outcomes
+                    if status != "delivered"])
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_upload_at', ?)", [at])
+
+
+def park(db, rows: Iterable[tuple[int, str]], at: str) -> None:
+    """Pending rows set aside with the reason: (seq, why) each."""
+    db.executemany("UPDATE delivery SET status = 'parked', error = ?, updated_at = ? "
+                   "WHERE seq = ? AND status = 'pending'",
+                   [(error[:500], at, seq) for seq, error in rows])
+
+
+def requeue_rejected(db, at: str) -> list[int]:
+    """Put every rejected record back in the queue; their seqs. The old error stays in
+    the row: it says why it was rejected before."""
+    seqs = [r[0] for r in db.execute("SELECT seq FROM delivery WHERE status = 'rejected' "
+                                     "ORDER BY seq")]
+    db.execute("UPDATE delivery SET status = 'pending', updated_at = ? WHERE status = 'rejected'",
+               [at])
+    return seqs
+
+
+# --- what the technician lists -------------------------------------------------------
+
+ROW_KEYS = ("seq", "record_id", "kind", "level", "unrated_reason", "project_no", "task_name",
+            "invited_at", "rated_at", "status", "attempts", "error", "updated_at")
+_ROWS = ("SELECT r.seq, r.record_id, r.kind, r.level, r.unrated_reason, r.project_no, "
+         "r.task_name, r.invited_at, r.rated_at, d.status, d.attempts, d.error, d.updated_at "
+         "FROM records r JOIN delivery d ON d.seq = r.seq")
+
+
+def listed(db, *, after_seq: int = 0, statuses: Sequence[str] = (), kind: Optional[str] = None,
+           limit: int = 0) -> list[dict]:
+    """Records with their delivery state (ROW_KEYS), the newest `limit` (0: all) of
+    those matching, oldest first."""
+    where, params = ["r.seq > ?"], [after_seq]
+    if statuses:
+        where.append(f"d.status IN ({', '.join('?' for _ in statuses)})")
+        params += list(statuses)
+    if kind:
+        where.append("r.kind = ?")
+        params.append(kind)
+    sql = f"{_ROWS} WHERE {' AND '.join(where)} ORDER BY r.seq DESC"
+    if limit > 0:
+        sql += f" LIMIT {int(limit)}"
+    return [dict(zip(ROW_KEYS, r)) for r in reversed(db.execute(sql, params).fetchall())]
+
+
+def one(db, key: int | str) -> Optional[tuple[str, dict]]:
+    """(stored JSON, delivery state) of the record with this seq (int) or record_id."""
+    column = "r.seq" if isinstance(key, int) else "r.record_id"
+    row = db.execute(f"SELECT r.json, d.status, d.attempts, d.error, d.updated_at "
+                     f"FROM records r JOIN delivery d ON d.seq = r.seq WHERE {column} = ?",
+                     [key]).fetchone()
+    if row is None:
+        return None
+    return row[0], dict(zip(("status", "attempts", "error", "updated_at"), row[1:]))
+
+
+# --- clock corrections -----------------------------------------------------------
+
+def correction_candidates(db, boot_id: str, limit: int) -> list[tuple]:
+    """(seq, record_id, kind, invited_at, rated_at, mono_ms) of this boot's delivered
+    records made with an unsynchronised clock and not corrected yet."""
+    return db.execute(
+        "SELECT r.seq, r.record_id, r.kind, r.invited_at, r.rated_at, r.mono_ms "
+        "FROM records r JOIN delivery d ON d.seq = r.seq "
+        "LEFT JOIN corrections c ON c.seq = r.seq "
+        "WHERE r.clock_synced = 0 AND r.boot_id = ? AND d.status = 'delivered' "
+        "AND c.seq IS NULL ORDER BY r.seq LIMIT ?", [boot_id, limit]).fetchall()
+
+
+def uncorrectable(db, boot_id: str) -> int:
+    """Records made with an unsynchronised clock in another boot than `boot_id`."""
+    return db.execute("SELECT count(*) FROM records WHERE clock_synced = 0 AND boot_id != ?",
+                      [boot_id]).fetchone()[0]
+
+
+def mark_corrections(db, rows: Iterable[tuple], at: str) -> None:
+    """rows: (seq, invited_at, rated_at, basis, status, error)."""
+    db.executemany("INSERT OR REPLACE INTO corrections (seq, invited_at, rated_at, basis, "
+                   "status, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(*row, at) for row in rows])
+
+
+# --- central config ----------------------------------------------------------------
+
+def central_config(db) -> tuple[str | None, dict] | None:
+    """The last good config pulled from the central system: (etag, body), or None."""
+    row = db.execute("SELECT etag, body FROM central_config WHERE id = 1").fetchone()
+    return (row[0], json.loads(row[1])) if row else None
+
+
+def central_etag(db) -> str | None:
+    """Cheap check whether the central config changed (the terminal polls this)."""
+    row = db.execute("SELECT coalesce(etag, fetched_at) FROM central_config WHERE id = 1").fetchone()
+    return row[0] if row else None
+
+
+def save_central_config(db, etag: Optional[str], body: str, at: str) -> None:
+    db.execute("INSERT OR REPLACE INTO central_config (id, etag, body, fetched_at) "
+               "VALUES (1, ?, ?, ?)", [etag, body, at])
