@@ -21,10 +21,10 @@ from typing import Callable, Optional, Sequence
 from urllib.parse import quote
 
 from agent import metrics, profiles, retry
-from agent.client import Central, Transient
+from terminal.central_client import Central, Transient
 from agent.outbox import Outbox
 from agent.timefix import TrustedTime, corrected, iso_at
-from agent.wake import WakeSocket, wake_path
+from terminal.wake import WakeSocket, wake_path
 from config.errors import ConfigError
 from terminal import central as central_config
 from terminal.clock import CHINA, boot_id as current_boot_id, kernel_clock_synced

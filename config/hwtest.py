@@ -459,7 +459,7 @@ def network_checks(settings, wall=time.time) -> list[dict]:
     seen = {}
 
     def signed():
-        from agent.client import Central, Transient
+        from terminal.central_client import Central, Transient
         from terminal.secret import SecretError, load_secret
         try:
             secret = load_secret(settings)

@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent import retry
-from agent.client import Central, Transient, retry_after_s, tls_options
+from terminal.central_client import Central, Transient, retry_after_s, tls_options
 from agent.receiver import Faults
 from agent.sync import MAX_BATCH
 from terminal.store import DB_NAME, Reader
