@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import TYPE_CHECKING
 
 from agent.receiver.contract import SPEC, check
 from agent.receiver.db import Device
@@ -21,9 +20,6 @@ from config.text import first_text_problem
 from terminal import signing
 from terminal.http import ApiFailure, JsonHandler, loggable
 from terminal.routes import Routes
-
-if TYPE_CHECKING:
-    from agent.receiver.server import Receiver
 
 log = logging.getLogger("pingjia.receiver")
 
@@ -43,7 +39,7 @@ class ReceiverHandler(JsonHandler):
     """The shared request handling, routed to the central API; `api` is the Receiver."""
 
     server_version = "pingjia-receiver"
-    api: "Receiver"
+    api: object  # the Receiver (agent/receiver/server.py), which makes this handler's class
     head_deadline = HEAD_DEADLINE_S
     body_deadline = BODY_DEADLINE_S
     internal_message = "the receiver had an internal error with this request; send it again"
