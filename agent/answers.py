@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Optional, Sequence
 
-from agent.client import Transient
+from terminal.central_client import Transient
 from terminal.records import record_hash
 
 # the contract's per-record answer → the delivery status it leaves the record in (one of

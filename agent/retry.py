@@ -14,7 +14,7 @@ from tenacity import retry_if_exception_type, wait_exponential_jitter
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from agent.client import Transient
+from terminal.central_client import Transient
 
 log = logging.getLogger("pingjia.agent")
 

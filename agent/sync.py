@@ -20,12 +20,12 @@ from typing import Callable, Optional
 from urllib.parse import quote
 
 from agent import metrics, profiles, retry
-from agent.client import Central, Transient
+from terminal.central_client import Central, Transient
 from agent.answers import BATCH_REFUSED, BadRows, outcomes, row_problem
 from agent.outbox import Outbox
 from agent.stopper import Stopper
 from agent.timefix import TrustedTime, corrected, iso_at
-from agent.wake import WakeSocket, wake_path
+from terminal.wake import WakeSocket, wake_path
 from config.errors import ConfigError
 from terminal import central as central_config
 from terminal.clock import CHINA, boot_id as current_boot_id, kernel_clock_synced

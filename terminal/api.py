@@ -27,14 +27,13 @@ from config import check as settings_check
 from config.errors import ConfigError, Problem
 from terminal import events as flow_events
 from terminal import flow
-from terminal import http as jsonhttp
 from terminal.contract import (RECORD_SCHEMA, SPEC, Check, bundled_spec,  # noqa: F401 (re-exported)
                                describe, load_spec, schema_problem, validator)
 from terminal.cors import Cors
 from terminal.flow import Business, Cancel, Invite, SetWindow, SignIn, SignOut, Staff
-from terminal.http import (BODY_DEADLINE_S, CLIENT_TIMEOUT_S, HEAD_DEADLINE_S, MAX_CONNECTIONS,
-                           MAX_PER_ADDRESS, ApiFailure, HttpServer, JsonHandler, loggable,
-                           path_pattern)
+from terminal.http import BODY_DEADLINE_S, CLIENT_TIMEOUT_S, HEAD_DEADLINE_S, ApiFailure, JsonHandler
+from terminal.http_server import MAX_CONNECTIONS, MAX_PER_ADDRESS, HttpServer
+from terminal.routes import Routes
 from terminal.hub import Hub
 from terminal.streams import KEEPALIVE_S, StreamAnswers
 from terminal.service import REPLY_TIMEOUT_S, FlowBusy
@@ -243,13 +242,6 @@ def screen_name(state) -> str:
 
 # --- routing --------------------------------------------------------------------------
 
-def _body_schema(path: str, method: str) -> Optional[str]:
-    body = SPEC["paths"][path][method.lower()].get("requestBody")
-    if body is None:
-        return None
-    return body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
-
-
 # (path template, method) -> handler(ops, body, params). The OpenAPI test holds this
 # table and the document together.
 ROUTES = {
@@ -271,23 +263,10 @@ STREAMS = {("/v1/events", "GET"): "_events", ("/pingjia.js", "GET"): "_script"}
 PUBLIC = {"/pingjia.js"}
 # Every API path takes a CORS preflight (answered before any token is asked for).
 PREFLIGHTS = {(t, "OPTIONS") for t, _ in [*ROUTES, *STREAMS] if t.startswith("/v1/")}
-_CHECKS = {key: Check(name) for key in ROUTES if (name := _body_schema(*key)) is not None}
+# What the document has: paths, methods and body checks (ROUTES, STREAMS and PREFLIGHTS
+# are exactly its operations; tests/terminal/test_api_openapi.py holds that).
+DOCUMENT = Routes(SPEC)
 _VISIT_ID = Check("VisitId")
-
-
-# Concrete paths first (as OpenAPI matches them), so /v1/invitations/current is never read
-# as a visit id.
-_PATTERNS = [(t, path_pattern(t)) for t in sorted({t for t, _ in [*ROUTES, *STREAMS]},
-                                                  key=lambda t: "{" in t)]
-
-
-def match(path: str):
-    """(template, params) of a local API path, or (None, {})."""
-    return jsonhttp.match(path, _PATTERNS)
-
-
-def allowed(template: str) -> list[str]:
-    return sorted(m for t, m in [*ROUTES, *STREAMS, *PREFLIGHTS] if t == template)
 
 
 def query_wait(query: dict) -> Optional[int]:
@@ -309,42 +288,37 @@ class _ApiHandler(StreamAnswers, JsonHandler):
     internal_message = "the terminal had an internal error with this request; ratings go on"
     api: "ApiServer"
 
-    def _serve(self):
+    def serve(self):
         path, _, query = self.path.split("#", 1)[0].partition("?")
         query = parse_qs(query, keep_blank_values=True)
-        template, params = match(path)
+        template, params = DOCUMENT.match(path)
         if template is None or template not in PUBLIC:
             if template is not None and self.command == "OPTIONS":
-                self._preflight()  # not a browser's (no Origin): refused as not allowed
+                self.answer_preflight()  # not a browser's (no Origin): refused as not allowed
                 return
             self._authorize(query if template == "/v1/events" else None)
-        if template is None:
-            raise ApiFailure(404, "not_found", f"no such call: {loggable(path)}")
-        methods = allowed(template)
-        if self.command not in methods:
-            raise ApiFailure(405, "method_not_allowed", f"{template} takes " + ", ".join(methods),
-                             headers={"Allow": ", ".join(methods)})
+        template, params = DOCUMENT.find(path, self.command)
         if "visit_id" in params:
             problem = _VISIT_ID.problem(params["visit_id"])
             if problem:
                 raise ApiFailure(400, "invalid_request", f"visit_id {problem[1]}", field="visit_id")
             params["wait"] = query_wait(query)
-        check = _CHECKS.get((template, self.command))
+        check = DOCUMENT.check(template, self.command)
         body = None
         if check is not None:
-            body = self._read_json()
+            body = self.read_json()
             problem = check.problem(body)
             if problem:
                 where, why = problem
                 raise ApiFailure(400, "invalid_request", f"{where or 'body'} {why}",
                                  field=where or "body")
         else:
-            self._discard_body()
+            self.discard_body()
         if (template, self.command) in STREAMS:
             getattr(self, STREAMS[(template, self.command)])()
             return
         status, answer = ROUTES[(template, self.command)](self.api.ops, body, params)
-        self._send(status, answer)
+        self.send_json(status, answer)
 
     def _authorize(self, query=None):
         given = self.headers.get("Authorization", "")
@@ -396,13 +370,11 @@ class ApiServer:
         self.scheme = "https" if self.tls is not None else "http"
         self._httpd = HttpServer(address, handler, max_connections, max_per_address, self.tls)
         self.port = self._httpd.server_address[1]
-        self._thread: Optional[threading.Thread] = None
         self._stopping = self.stopping
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._httpd.serve_until_stopped, name="pingjia-api", daemon=True)
-        self._thread.start()
+        self._httpd.start("pingjia-api")
         log.info("local API (%s) on %s port %d", self.scheme, self._httpd.server_address[0],
                  self.port)
 
@@ -420,7 +392,4 @@ class ApiServer:
             self._terminal.watchers.remove(self._publish)
         except ValueError:
             pass
-        self._httpd.stop_serving()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
+        self._httpd.stop()

@@ -1,7 +1,9 @@
-"""The local API's contract, terminal/openapi.json, as the server uses it: the document,
-its references into the record schema (terminal/record.schema.json), checks of its
+"""The OpenAPI documents as the servers use them: the local API's (terminal/openapi.json)
+by default, the central API's (agent/central-openapi.json) for the reference receiver;
+their references into the record schema (terminal/record.schema.json), checks of their
 schemas and problems described in words an integrator acts on. Request bodies are
-validated against these schemas, so the document and the server cannot drift apart.
+validated against these schemas, so a document and its server cannot drift apart. This
+is the project's one validator: every schema check goes through `Check`.
 
 A `Check` says yes or no with fastjsonschema (compiled once); jsonschema, which knows
 draft 2020-12 and says *why*, is loaded only when a check says no, and has the last word.
@@ -20,11 +22,17 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
 _SPEC_URI = "urn:pingjia:local-api"
+_OTHER_URI = "urn:pingjia:document"  # any other document, e.g. the central API's
 
 
-def _load(name: str) -> dict:
-    with resources.files("terminal").joinpath(name).open(encoding="utf-8") as f:
+def _load(name: str, package: str = "terminal") -> dict:
+    with resources.files(package).joinpath(name).open(encoding="utf-8") as f:
         return json.load(f)
+
+
+def load_document(package: str, name: str) -> dict:
+    """An OpenAPI document shipped in a package (the central API's is in `agent`)."""
+    return _load(name, package)
 
 
 def load_spec() -> dict:
@@ -70,32 +78,63 @@ def bundled_spec(doc: Optional[dict] = None) -> dict:
     return inline(SPEC if doc is None else doc)
 
 
-def validator(schema_name: str) -> "Draft202012Validator":
-    """jsonschema's validator for one schema of the document, $refs resolved inside it."""
-    from jsonschema import Draft202012Validator
+def request_schema(doc: dict, path: str, method: str) -> Optional[str]:
+    """The component name of an operation's request body, None if it takes none."""
+    body = doc["paths"][path][method.lower()].get("requestBody")
+    if body is None:
+        return None
+    return body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+
+def registry(doc: Optional[dict] = None):
+    """(uri, referencing.Registry) of `doc` (default: the local API's) and the record
+    schema, for jsonschema: `{"$ref": uri + "#/components/schemas/X"}` is schema X."""
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT202012
 
-    registry = Registry().with_resources([
-        (_SPEC_URI, Resource.from_contents(SPEC, default_specification=DRAFT202012)),
+    uri = _SPEC_URI if doc is None or doc is SPEC else _OTHER_URI
+    return uri, Registry().with_resources([
+        (uri, Resource.from_contents(SPEC if doc is None else doc,
+                                     default_specification=DRAFT202012)),
         (RECORD_SCHEMA["$id"], Resource.from_contents(RECORD_SCHEMA,
                                                       default_specification=DRAFT202012)),
     ])
-    return Draft202012Validator({"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"},
-                                registry=registry)
+
+
+def validator(schema_name: str, doc: Optional[dict] = None) -> "Draft202012Validator":
+    """jsonschema's validator for one schema of `doc` (default: the local API's), $refs
+    resolved inside it and into the record schema."""
+    from jsonschema import Draft202012Validator
+
+    uri, found = registry(doc)
+    return Draft202012Validator({"$ref": f"{uri}#/components/schemas/{schema_name}"},
+                                registry=found)
+
+
+_BUNDLED: dict[int, tuple[dict, dict]] = {}  # id(document) -> (document, its bundled schemas)
+
+
+def _bundled_schemas(doc: dict) -> dict:
+    """The bundled components of a document, made once however many checks it has."""
+    held = _BUNDLED.get(id(doc))
+    if held is None or held[0] is not doc:
+        held = _BUNDLED[id(doc)] = (doc, bundled_spec(doc)["components"]["schemas"])
+    return held[1]
 
 
 class Check:
-    """One schema of the document: fastjsonschema's verdict, jsonschema's reason.
+    """One schema of a document (default: the local API's): fastjsonschema's verdict,
+    jsonschema's reason.
 
     fastjsonschema knows draft 7, which covers the keywords these schemas use; where the
     two could differ (1.0 as an integer, a pattern's `$`), a no from it is only a reason
     to ask jsonschema, so what is accepted is exactly what jsonschema accepts as long as
     fastjsonschema's yes is never wider; tests/terminal/test_contract.py holds that."""
 
-    def __init__(self, schema_name: str):
+    def __init__(self, schema_name: str, doc: Optional[dict] = None):
         self.name = schema_name
-        schemas = bundled_spec()["components"]["schemas"]
+        self.doc = doc
+        schemas = _bundled_schemas(SPEC if doc is None else doc)
         # No defaults filled in (it would change the body) and formats as annotations,
         # as in draft 2020-12.
         self._valid = fastjsonschema.compile(
@@ -111,7 +150,7 @@ class Check:
         except fastjsonschema.JsonSchemaException:
             pass
         if self._full is None:
-            self._full = validator(self.name)
+            self._full = validator(self.name, self.doc)
         return schema_problem(self._full, value)
 
 

@@ -1,15 +1,22 @@
-"""JSON-over-HTTP plumbing shared by the local API (terminal/api.py) and the reference
-receiver (agent/receiver/server.py): stdlib `ThreadingHTTPServer`, JSON errors, body and
-header limits, the one text check for every body, slow-client deadlines and connection
-caps. What each server serves lives with it; this is how both read and answer.
+"""JSON-over-HTTP request handling shared by the local API (terminal/api.py) and the
+reference receiver (agent/receiver/handler.py): JSON errors, body and header limits, the
+one text check for every body, slow-client deadlines. What each server serves lives with
+it; this is how both read and answer. The server (threads, connection caps, start and
+stop) is terminal/http_server.py, the routing from an OpenAPI document terminal/routes.py.
 
-A client cannot hold a server: the connections in all and from one address are capped,
-and a request's head and body each have a deadline, so trickling one byte at a time does
-not keep a connection (a socket timeout alone would be reset by every byte).
+A client cannot hold a server: a request's head and body each have a deadline, so
+trickling one byte at a time does not keep a connection (a socket timeout alone would be
+reset by every byte).
+
+A server's handler subclasses `JsonHandler` and builds on its public hooks only:
+`serve()` answers one request (the subclass routes there), `text_problem()` says which
+strings a body may not hold, and it reads and answers with `read_json()`,
+`discard_body()`, `send_json()`, `send_bytes()` and `send_answer_head()`; the body's
+bytes as they came are `body_bytes` (what a signature covers).
 
 For browsers (the local API sets them): CORS headers for the allowed origins and their
-preflights (terminal/cors.py), HTTPS with the handshake in the connection's thread
-(terminal/tls.py), and answers without a length that end with the connection (streams).
+preflights (terminal/cors.py), and answers without a length that end with the connection
+(streams).
 No log line has a query string: it may hold a token.
 """
 from __future__ import annotations
@@ -18,19 +25,13 @@ import io
 import json
 import logging
 import re
-import selectors
 import socket
-import threading
 import time
-from collections import Counter
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socketserver import TCPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Optional
-from urllib.parse import unquote
 
 from config.text import first_text_problem
-from terminal import tls as tlsconn
 from terminal.cors import Cors, is_preflight
 
 log = logging.getLogger("pingjia.api")  # the name the servers' request lines have always had
@@ -38,8 +39,6 @@ log = logging.getLogger("pingjia.api")  # the name the servers' request lines ha
 CLIENT_TIMEOUT_S = 10.0     # a client that sends nothing for this long is dropped
 HEAD_DEADLINE_S = 5.0       # request line and headers, from their first byte
 BODY_DEADLINE_S = 10.0      # the body, from the end of the head
-MAX_CONNECTIONS = 64        # beyond this a new connection gets 503 at once
-MAX_PER_ADDRESS = 32        # and beyond this many from one address: one host cannot fill the rest
 
 
 class ApiFailure(Exception):
@@ -55,22 +54,8 @@ class ApiFailure(Exception):
         return {"error": self.code, "message": self.message, **self.extra}
 
 
-def path_pattern(template: str):
-    """The regular expression of an OpenAPI path template ({name} is one segment)."""
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
-
-
-def match(path: str, patterns):
-    """(template, params) for a request path among (template, pattern) pairs, or (None, {})."""
-    for template, rx in patterns:
-        m = rx.fullmatch(path)
-        if m:
-            return template, {k: unquote(v) for k, v in m.groupdict().items()}
-    return None, {}
-
-
 class JsonHandler(BaseHTTPRequestHandler):
-    """JSON over HTTP/1.1 with the limits of both servers; a subclass routes in `_serve`
+    """JSON over HTTP/1.1 with the limits of both servers; a subclass answers in `serve`
     and sets `api` (an object with `client_timeout` and `settings.max_body_bytes`)."""
 
     protocol_version = "HTTP/1.1"
@@ -84,6 +69,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     head_deadline = HEAD_DEADLINE_S
     body_deadline = BODY_DEADLINE_S
     internal_message = "the server had an internal error with this request"
+    body_bytes = b""  # the request body as it came, once read_json has read it
 
     def setup(self):
         self.timeout = self.api.client_timeout
@@ -123,18 +109,19 @@ class JsonHandler(BaseHTTPRequestHandler):
         self._status = 0
         self._in.stop_deadline()
         self._body_pending = _declared_body(self.headers)
+        self.body_bytes = b""
         try:
             try:
                 content_length(self.headers)  # a body that cannot be framed: 400 at once
                 if self.cors is not None and is_preflight(self.command, self.headers):
-                    self._preflight()
+                    self.answer_preflight()
                 else:
-                    self._serve()
+                    self.serve()
             except ApiFailure as f:
-                self._send(f.status, f.body(), f.headers)
+                self.send_json(f.status, f.body(), f.headers)
             except Exception:
                 log.exception("unexpected error on %s %s", self.command, self.log_path())
-                self._send(500, {"error": "internal", "message": self.internal_message})
+                self.send_json(500, {"error": "internal", "message": self.internal_message})
         except (OSError, ValueError):  # the client went away while we answered
             self.close_connection = True
         finally:
@@ -145,18 +132,25 @@ class JsonHandler(BaseHTTPRequestHandler):
         """The path for a log line: never its query (`?access_token=` is a secret)."""
         return loggable(self.path.split("?", 1)[0])
 
-    def _serve(self):
+    def serve(self) -> None:
+        """The hook each server fills in: answer this request (route it, read its body
+        with `read_json` or skip it with `discard_body`, answer with `send_json`). An
+        ApiFailure raised here is sent as its JSON error, any other exception as a 500
+        with `internal_message`; a client that went away ends the connection."""
         raise NotImplementedError
 
-    def _preflight(self):
-        self._discard_body()
+    def answer_preflight(self) -> None:
+        """A CORS preflight's answer: 204 with the allowed origin's headers, else 403."""
+        self.discard_body()
         headers = self.cors.preflight(self.headers)
         if headers is None:
             raise ApiFailure(403, "origin_not_allowed", "this page's origin is not in the "
                              "device's api.allow_origins")
-        self._send_bytes(204, b"", None, headers)
+        self.send_bytes(204, b"", None, headers)
 
-    def _read_json(self):
+    def read_json(self):
+        """The request's JSON body, after its length, type, syntax and text are checked
+        (411, 413, 415, 400 as ApiFailures); its bytes are kept in `body_bytes`."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower() \
                 or self.headers.get("Content-Length") is None:
             raise ApiFailure(411, "length_required", "send the body with a Content-Length")
@@ -170,13 +164,13 @@ class JsonHandler(BaseHTTPRequestHandler):
         if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
             raise ApiFailure(415, "unsupported_media_type",
                              f"send Content-Type: application/json (got {loggable(ctype) or 'none'})")
-        raw = self._read_exactly(length)
+        raw = self.body_bytes = self._read_exactly(length)
         try:
             body = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
                               parse_constant=_no_constants)
         except (ValueError, RecursionError) as exc:
             raise ApiFailure(400, "invalid_json", f"the body is not valid JSON: {_short(exc)}") from None
-        bad_text = self._text_problem(body)
+        bad_text = self.text_problem(body)
         if bad_text:
             # JSON lets "\udfff" through, and no record, log line or database row can
             # hold it: refused here, for every body of both servers, before any field
@@ -185,8 +179,10 @@ class JsonHandler(BaseHTTPRequestHandler):
             raise ApiFailure(400, "invalid_text", f"{where}: {bad_text[1]}", field=where)
         return body
 
-    def _text_problem(self, body):
-        """(field, why) of the first string in the body no record or store can hold."""
+    def text_problem(self, body):
+        """The hook for which text a body may hold: (field, why) of the first string in
+        the body no record or store can hold, None when all can. A server whose bodies
+        are judged in parts (the receiver's records one by one) narrows it."""
         return first_text_problem(body)
 
     def _read_exactly(self, length: int) -> bytes:
@@ -210,7 +206,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         self._body_pending = False
         return b"".join(chunks)
 
-    def _discard_body(self):
+    def discard_body(self) -> None:
         """A body on a call that takes none is ignored, if it is small enough to skip."""
         if not self._body_pending:
             return
@@ -220,23 +216,27 @@ class JsonHandler(BaseHTTPRequestHandler):
         if length <= self.api.settings.max_body_bytes:
             self._read_exactly(length)
 
-    def _send(self, status: int, body: dict, headers=None):
+    def send_json(self, status: int, body, headers=None):
+        """A JSON answer, never cached; a 304 has neither body nor type (RFC 9110 §15.4.5)."""
+        if status == 304:
+            self.send_bytes(304, b"", None, {"Cache-Control": "no-store", **(headers or {})})
+            return
         try:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:  # an answer that echoes a lone surrogate: escape it
             data = json.dumps(body).encode("ascii")
-        self._send_bytes(status, data, "application/json; charset=utf-8",
-                         {"Cache-Control": "no-store", **(headers or {})})
+        self.send_bytes(status, data, "application/json; charset=utf-8",
+                        {"Cache-Control": "no-store", **(headers or {})})
 
-    def _send_bytes(self, status: int, data: bytes, content_type: Optional[str], headers=None):
-        # (204 and 304 have no body, and so no Content-Length)
+    def send_bytes(self, status: int, data: bytes, content_type: Optional[str], headers=None):
+        """An answer of `data` with its length (204 and 304 have no body, and so none)."""
         length = {} if status in (204, 304) else {"Content-Length": str(len(data))}
-        self._head(status, content_type, {**length, **(headers or {})})
-        if self.command != "HEAD" and data:
+        self.send_answer_head(status, content_type, {**length, **(headers or {})})
+        if self.command != "HEAD" and data and status not in (204, 304):
             self.wfile.write(data)
         self.wfile.flush()
 
-    def _head(self, status: int, content_type: Optional[str], headers: dict):
+    def send_answer_head(self, status: int, content_type: Optional[str], headers: dict):
         """The status line and headers; an answer to an allowed origin gets its CORS ones.
         An answer without Content-Length (a stream) ends with the connection."""
         self._status = status
@@ -263,7 +263,7 @@ class JsonHandler(BaseHTTPRequestHandler):
         if self.request_version in ("", "HTTP/0.9"):
             self.request_version = "HTTP/1.0"  # nobody speaks 0.9 now: answer with a status line
         try:
-            self._send(int(code), {"error": re.sub(r"\W+", "_", HTTPStatus(code).phrase.lower()),
+            self.send_json(int(code), {"error": re.sub(r"\W+", "_", HTTPStatus(code).phrase.lower()),
                                    "message": message or HTTPStatus(code).phrase})
         except OSError:
             pass
@@ -351,107 +351,3 @@ def loggable(text: str) -> str:
     row: printable, short, encodable."""
     text = text[:200]
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
-
-class HttpServer(ThreadingHTTPServer):
-    """Threads per connection, at most `max_connections` in all and `max_per_address`
-    from one address; beyond either a connection gets 503 at once."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, address, handler, max_connections: int,
-                 max_per_address: Optional[int] = None, tls=None):
-        self.tls = tls  # an ssl.SSLContext: HTTPS only, the handshake in each connection's thread
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self._slots = threading.BoundedSemaphore(max_connections)
-        self._per_address = min(max_per_address or max_connections, max_connections)
-        self._by_address: Counter = Counter()
-        self._count_lock = threading.Lock()
-        self._stop_asked = threading.Event()
-        self._wake_r, self._wake_w = socket.socketpair()
-        super().__init__(address, handler)
-
-    def serve_until_stopped(self) -> None:
-        """Like serve_forever, but `stop_serving` wakes the loop through a socket pair
-        instead of the loop polling for it (serve_forever wakes every poll_interval, which
-        is CPU spent while nothing happens)."""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stop_asked.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is self and not self._stop_asked.is_set():
-                        self.handle_request()
-
-    def stop_serving(self) -> None:
-        """Ends serve_until_stopped (its thread returns soon after; join it)."""
-        self._stop_asked.set()
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-
-    def server_close(self):
-        super().server_close()
-        self._wake_r.close()
-        self._wake_w.close()
-
-    def server_bind(self):
-        # HTTPServer.server_bind looks the host name up in DNS, which can hang for long
-        # on a device in a hall without a resolver.
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request, client_address):
-        host = client_address[0] if client_address else ""
-        with self._count_lock:
-            admitted = self._by_address[host] < self._per_address
-            if admitted:
-                self._by_address[host] += 1
-        if not admitted or not self._slots.acquire(blocking=False):
-            if admitted:
-                self._leave(host)
-            if self.tls is None:  # (a TLS client could not read a plain answer)
-                _refuse(request)
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._slots.release()
-            self._leave(host)
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            if self.tls is not None:
-                request = tlsconn.handshake(self.tls, request)
-                if request is None:
-                    return
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-            self._leave(client_address[0] if client_address else "")
-
-    def _leave(self, host: str) -> None:
-        with self._count_lock:
-            self._by_address[host] -= 1
-            if self._by_address[host] <= 0:
-                del self._by_address[host]
-
-    def handle_error(self, request, client_address):
-        log.exception("connection from %s failed", client_address[0] if client_address else "?")
-
-
-def _refuse(sock) -> None:
-    body = b'{"error": "busy", "message": "too many connections; retry"}'
-    try:
-        sock.settimeout(1.0)
-        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                     b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
-                     + str(len(body)).encode() + b"\r\n\r\n" + body)
-    except OSError:
-        pass

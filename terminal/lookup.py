@@ -5,8 +5,8 @@ thread (never on the event thread) with a short timeout, and posts a LookupDone 
 the terminal's queue: the businesses found, or an error kind the screens explain
 ("timeout", "network", "refused", "server").
 
-The request goes through the agent's central client (`agent.client.Central`): the same
-signature (agent/signing.py, device id, secret, hash algorithm), TLS settings and
+The request goes through the agent's central client (`terminal.central_client.Central`): the same
+signature (terminal/signing.py, device id, secret, hash algorithm), TLS settings and
 clock-skew correction as the agent's uploads.
 
 Privacy (domain/rules.md): the ID number is in memory only while its request runs. It is
@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import requests
 
-from agent.client import Central, Transient
+from terminal.central_client import Central, Transient
 from config.text import first_text_problem
 from terminal.contract import RECORD_SCHEMA, Check
 from terminal.flow.model import Business, Finished, LookupDone, StartLookup

@@ -97,15 +97,25 @@ def seal(record: dict, prev_hash: str, secret: bytes, alg: str) -> dict:
     return record
 
 
+def seal_problem(record: Mapping, secret: bytes | None, alg: str,
+                 body: bytes | None = None) -> str | None:
+    """"bad_hash" when the hash does not recompute from the content, "bad_signature" when
+    the sig does not verify with `secret` (not looked at without one), None when both
+    hold. `body` is the record's canonical form when the caller has made it already (the
+    receiver stores it): it is not made twice."""
+    if record.get("hash") != digest(canonical(record) if body is None else body, alg):
+        return "bad_hash"
+    if secret is not None and not hmac.compare_digest(
+            str(record.get("sig", "")).encode("utf-8"),
+            sign(record["hash"], secret, alg).encode("ascii")):
+        return "bad_signature"
+    return None
+
+
 def check_record(record: Mapping, secret: bytes | None, alg: str) -> list[str]:
     """Problems with one record on its own: hash, signature, field rules."""
-    problems = []
-    if record.get("hash") != record_hash(record, alg):
-        problems.append("bad_hash")
-    elif secret is not None and not hmac.compare_digest(
-            str(record.get("sig", "")), sign(record["hash"], secret, alg)):
-        problems.append("bad_signature")
-    return problems + check_rules(record)
+    problem = seal_problem(record, secret, alg)
+    return ([problem] if problem else []) + check_rules(record)
 
 
 def check_rules(record: Mapping) -> list[str]:

@@ -12,7 +12,7 @@ import threading
 from functools import partial
 from pathlib import Path
 
-from agent.wake import notify as wake_agent, wake_path
+from terminal.wake import notify as wake_agent, wake_path
 from config import tags as tag_lists
 from drivers.buttons import ButtonPanel
 from drivers.display import open_display

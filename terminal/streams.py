@@ -42,9 +42,9 @@ class StreamAnswers:
     def _script(self):
         headers = {"Cache-Control": "public, max-age=300", "ETag": SCRIPT_ETAG}
         if SCRIPT_ETAG in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
-            self._send_bytes(304, b"", None, {k: v for k, v in headers.items()})
+            self.send_bytes(304, b"", None, {k: v for k, v in headers.items()})
             return
-        self._send_bytes(200, SCRIPT, "text/javascript; charset=utf-8", headers)
+        self.send_bytes(200, SCRIPT, "text/javascript; charset=utf-8", headers)
 
     def _events(self):
         raw = self.headers.get("Last-Event-ID")
@@ -62,7 +62,7 @@ class StreamAnswers:
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
             except OSError:
                 pass
-            self._head(200, "text/event-stream; charset=utf-8",
+            self.send_answer_head(200, "text/event-stream; charset=utf-8",
                        {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
             self._pump(sub)
         except OSError:  # the reader went away, or stopped reading for the idle timeout

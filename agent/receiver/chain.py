@@ -7,16 +7,15 @@ gap seen at one arrival may be closed by the next, and only gaps still open are 
 """
 from __future__ import annotations
 
-import hmac
 from collections import defaultdict
 from typing import Iterable, Mapping, NamedTuple, Optional
 
-from agent.receiver.schemas import Check
+from agent.receiver.contract import check
 from config.text import first_text_problem
 from terminal.http import loggable
 from terminal import records as rec
 
-RECORD = Check("Record")
+RECORD = check("Record")
 # Rejections that are chain events: the record was edited after it was sealed.
 TAMPER_ERRORS = ("bad_hash", "bad_sig")
 # "edited": a prev_hash that does not match the record held before it (that record or this
@@ -44,27 +43,18 @@ def judge(record: Mapping, device_id: str, secret: bytes, alg: str) -> Verdict:
     body = rec.canonical(record)
     # An edit is what the chain must show, so it is looked for before a record is
     # called merely malformed.
-    tampered = _integrity(record, body, secret, alg)
-    if tampered:
-        return tampered
-    if not RECORD.valid(record):
-        problem = RECORD.problem(record)
-        if problem:
-            return Verdict("invalid_record", f"{problem[0] or 'record'} {problem[1]}")
+    sealed = rec.seal_problem(record, secret, alg, body)
+    if sealed == "bad_hash":
+        return Verdict("bad_hash", "hash does not recompute from the content")
+    if sealed:
+        return Verdict("bad_sig", "sig does not verify with the device secret")
+    problem = RECORD.problem(record)
+    if problem:
+        return Verdict("invalid_record", f"{problem[0] or 'record'} {problem[1]}")
     problems = rec.check_rules(record)
     if problems:
         return Verdict(problems[0], ", ".join(problems))
     return Verdict(None, "", body.decode("utf-8"))
-
-
-def _integrity(record: Mapping, body: bytes, secret: bytes, alg: str) -> Optional[Verdict]:
-    """The hash and signature part of terminal.records.check_record, on a body made once."""
-    if record.get("hash") != rec.digest(body, alg):
-        return Verdict("bad_hash", "hash does not recompute from the content")
-    if not hmac.compare_digest(str(record.get("sig", "")).encode("utf-8"),
-                               rec.sign(record["hash"], secret, alg).encode("ascii")):
-        return Verdict("bad_sig", "sig does not verify with the device secret")
-    return None
 
 
 class Held(NamedTuple):

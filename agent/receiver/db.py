@@ -21,14 +21,14 @@ from typing import Iterable, Mapping, NamedTuple, Optional
 import sqlite_utils
 
 from agent.receiver import chain
-from agent.receiver.schemas import Check
+from agent.receiver.contract import check
 from terminal.records import HASH_ALGS
 from terminal.store import open_connection, write_transaction
 
 SCHEMA_VERSION = 1
 DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MIN_SECRET_BYTES = 16
-CORRECTION = Check("Correction")
+CORRECTION = check("Correction")
 
 
 class ReceiverError(Exception):

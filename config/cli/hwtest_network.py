@@ -63,7 +63,7 @@ def network_checks(settings, wall=time.time) -> list[dict]:
     seen = {}
 
     def signed():
-        from agent.client import Central, Transient  # here: it loads requests, --help needs none
+        from terminal.central_client import Central, Transient  # here: it loads requests, --help needs none
         try:
             secret = load_secret(settings)
         except SecretError as exc:

@@ -139,7 +139,7 @@ def retry_rejected(args) -> int:
         with write_transaction(conn):
             seqs = sync_state.requeue_rejected(conn, _now_iso())
         if seqs:
-            from agent.wake import notify, wake_path
+            from terminal.wake import notify, wake_path
             notify(wake_path(Path(path).parent))
         local.emit(args, {"requeued": len(seqs), "seqs": seqs},
                    f"{len(seqs)} rejected record(s) queued again; the agent sends them next"

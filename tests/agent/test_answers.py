@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.answers import DELIVERED, outcomes, row_problem
-from agent.client import Transient
+from terminal.central_client import Transient
 from agent.outbox import Key, Row
 from terminal.records import record_hash
 from terminal.store_schema import DELIVERY_STATUSES

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from agent.receiver import Faults, Receiver
-from agent.wake import notify, wake_path
+from terminal.wake import notify, wake_path
 from terminal.store import DB_NAME, Reader
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,
                                   open_store, wait_until)

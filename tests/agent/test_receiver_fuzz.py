@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from agent import signing
-from agent.receiver.schemas import SPEC
+from terminal import signing
+from agent.receiver.contract import SPEC
 from terminal.api import bundled_spec
 from tests.agent.conftest import DEVICE_ID, SECRET
 from tests.agent.test_receiver import Client, make_records

@@ -14,8 +14,11 @@ import requests
 from jsonschema import Draft202012Validator
 
 from agent.receiver import Faults, Receiver
-from agent.receiver.schemas import REGISTRY, SPEC, SPEC_URI
-from agent.receiver.server import ROUTES
+from agent.receiver.contract import SPEC
+from agent.receiver.handler import ROUTES
+from terminal.contract import registry
+
+SPEC_URI, REGISTRY = registry(SPEC)
 from tests.agent.conftest import DEVICE_ID, SECRET
 from tests.agent.test_receiver import Client, make_records
 
@@ -94,7 +97,7 @@ def good_requests(rx, tmp_path):
 
 
 def test_the_receiver_serves_exactly_the_documented_operations():
-    assert set(ROUTES) == {(path, method) for path, method, _ in OPS.values()}
+    assert set(ROUTES.bodies) == {(path, method) for path, method, _ in OPS.values()}
 
 
 def test_every_operation_answers_as_documented(rx, tmp_path):

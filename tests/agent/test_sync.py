@@ -22,7 +22,7 @@ import pytest
 import urllib3
 
 from agent import retry
-from agent.client import Central, Transient, retry_after_s, tls_options
+from terminal.central_client import Central, Transient, retry_after_s, tls_options
 from agent.receiver import Faults
 from agent.sync import MAX_BATCH
 from terminal.store import DB_NAME, Reader

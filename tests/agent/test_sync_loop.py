@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from agent.receiver import Receiver
-from agent.wake import WakeSocket, notify, wake_path
+from terminal.wake import WakeSocket, notify, wake_path
 from tests.agent.conftest import DEVICE_ID, drafts, open_store, wait_until
 from tests.ops.conftest import DEVICE_ID as OPS_DEVICE, ROOT, SECRET, TOKEN, api_url, get_status, \
     sim_config, start_terminal, stop

@@ -14,7 +14,8 @@ import re
 import pytest
 
 from agent.profiles import zhejiang
-from agent.receiver.schemas import SPEC, validator
+from agent.receiver.contract import SPEC
+from terminal import contract
 from tests.agent.conftest import draft, drafts, open_store
 from tests.agent.test_sync_config import GOOD, publish
 
@@ -67,16 +68,16 @@ def test_every_request_of_the_agent_is_in_the_document(captured):
             assert not body, (method, path)
             continue
         doc = json.loads(body)
-        errors = [e.message for e in validator(schema).iter_errors(doc)]
+        errors = [e.message for e in contract.validator(schema, SPEC).iter_errors(doc)]
         assert errors == [], (method, path, errors)
         kinds.add(schema)
         if schema == "RecordBatch":
-            record = validator("Record")
+            record = contract.validator("Record", SPEC)
             for item in doc["records"]:
                 assert not list(record.iter_errors(item))
         if schema == "CorrectionBatch":
             for item in doc["corrections"]:
-                assert not list(validator("Correction").iter_errors(item))
+                assert not list(contract.validator("Correction", SPEC).iter_errors(item))
     assert kinds == {"RecordBatch", "CorrectionBatch", "Heartbeat"}
     assert {s for m, p, h, b, s in captured if p.endswith("/config")} == {200, 304}
 
@@ -90,4 +91,4 @@ def test_zhejiang_items_are_record_envelopes(device):
         body = json.loads(zhejiang.encode(box.next_batch(500)))
     finally:
         box.close()
-    assert not [e.message for e in validator("RecordBatch").iter_errors(body)]
+    assert not [e.message for e in contract.validator("RecordBatch", SPEC).iter_errors(body)]

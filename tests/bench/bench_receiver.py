@@ -4,7 +4,7 @@
 
 The receiver runs as its own process (`pingjia receiver serve --port 0`), as in a pilot,
 so the client's work does not share its interpreter. The client sends genuine records
-(sealed by the terminal's Store) in signed requests (agent/signing.py), one batch after
+(sealed by the terminal's Store) in signed requests (terminal/signing.py), one batch after
 the other on one keep-alive connection, as the agent does; bodies are encoded before the
 clock starts, signatures are made per request. Each record is judged in full on arrival
 (schema, hash, HMAC, rules), each batch is one transaction with synchronous=FULL.
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from agent import signing  # noqa: E402
+from terminal import signing  # noqa: E402
 from terminal.store import DB_NAME, Store  # noqa: E402
 from tests.agent.conftest import DEVICE_ID, SECRET, drafts  # noqa: E402
 from tests.bench.figures import add_dir_option, cpu_s, line, percentile, work_dir  # noqa: E402

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.receiver import Receiver  # noqa: E402
 from agent.receiver.db import ReceiverDB  # noqa: E402
-from agent.wake import notify, wake_path  # noqa: E402
+from terminal.wake import notify, wake_path  # noqa: E402
 from terminal.store import DB_NAME  # noqa: E402
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,  # noqa: E402
                                   open_store)

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Optional
 
 import requests
 
-from agent import signing
+from terminal import signing
 
 log = logging.getLogger("pingjia.agent")
 
