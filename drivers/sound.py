@@ -16,35 +16,11 @@ import threading
 from gpiozero import Buzzer, TonalBuzzer
 from gpiozero.tones import Tone
 
+from drivers.sound_prompts import PATTERNS, PROMPTS, check_prompt
+
 log = logging.getLogger(__name__)
 
 __all__ = ["PROMPTS", "PATTERNS", "SilentPlayer", "BuzzerPlayer", "Players", "open_sound"]
-
-# What the flow asks to be said, and when (docs/sound.md): the contract's names (apis.md §1c).
-PROMPTS = ("invite", "choose_reason", "thanks", "paused", "swipe_card", "not_found", "error")
-
-# (frequency in Hz or None for a rest, seconds). An active buzzer ignores the
-# frequency and just sounds. Tones stay within TonalBuzzer's A5 +- 1 octave.
-PATTERNS: dict[str, tuple[tuple[float | None, float], ...]] = {
-    "invite": ((880.0, 0.08), (None, 0.06), (1175.0, 0.12)),
-    "press": ((1760.0, 0.04),),
-    "thanks": ((1047.0, 0.09), (1319.0, 0.09), (1568.0, 0.16)),
-    "error": ((440.0, 0.25), (None, 0.10), (440.0, 0.25)),
-    "choose_reason": ((1175.0, 0.08), (None, 0.06), (880.0, 0.12)),
-    "paused": ((659.0, 0.20),),
-    "swipe_card": ((880.0, 0.06), (None, 0.05), (880.0, 0.06)),
-    "not_found": ((659.0, 0.12), (None, 0.06), (523.0, 0.20)),
-}
-
-
-def _check(name: str) -> None:
-    if name not in PATTERNS:
-        raise ValueError(f"unknown sound {name!r}; known: " + ", ".join(PATTERNS))
-
-
-def check_prompt(name: str) -> None:
-    """ValueError for a name that is neither a prompt nor the key click."""
-    _check(name)
 
 
 class SilentPlayer:
@@ -55,7 +31,7 @@ class SilentPlayer:
         self._closed = False
 
     def play(self, name: str) -> None:
-        _check(name)
+        check_prompt(name)
         if not self._closed:
             self.played.append(name)
 
@@ -98,7 +74,7 @@ class BuzzerPlayer:
         self._thread.start()
 
     def play(self, name: str) -> None:
-        _check(name)
+        check_prompt(name)
         with self._lock:
             if self._closed:
                 return
@@ -175,7 +151,7 @@ class Players:
         self.players = players
 
     def play(self, name: str) -> None:
-        _check(name)
+        check_prompt(name)
         for player in self.players:
             try:
                 player.play(name)

@@ -19,7 +19,7 @@ import time
 import wave
 from pathlib import Path
 
-from drivers.sound import check_prompt
+from drivers.sound_prompts import check_prompt
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from drivers.sound import check_prompt
+from drivers.sound_prompts import check_prompt
 
 _NAME = re.compile(r"(\d{6})-[a-z_]+\.wav")
 
