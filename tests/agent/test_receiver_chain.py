@@ -1,0 +1,53 @@
+"""The receiver's chain check (agent/receiver/chain.py) on records the real store sealed:
+the verdict on one record, and the chain report over what is held."""
+from __future__ import annotations
+
+from agent.receiver import chain
+from terminal import records as rec
+from tests.agent.conftest import DEVICE_ID, SECRET, drafts, open_store
+
+
+def sealed(tmp_path, n: int) -> list[dict]:
+    with open_store(tmp_path) as store:
+        return store.append(drafts(n))
+
+
+def held(records) -> list[chain.Held]:
+    return [chain.Held(r["chain_id"], r["seq"], r["record_id"], r["hash"], r["prev_hash"])
+            for r in records]
+
+
+def test_a_record_as_sealed_may_be_stored_as_its_canonical_form(tmp_path):
+    record = sealed(tmp_path, 1)[0]
+    verdict = chain.judge(record, DEVICE_ID, SECRET, "sha256")
+    assert verdict.error is None
+    assert verdict.body.startswith("{") and record["record_id"] in verdict.body
+
+
+def test_an_edited_field_is_a_bad_hash_and_a_resealed_hash_a_bad_sig(tmp_path):
+    record = sealed(tmp_path, 1)[0]
+    edited = {**record, "level": 1 if record["level"] != 1 else 5}
+    assert chain.judge(edited, DEVICE_ID, SECRET, "sha256").error == "bad_hash"
+    rehashed = {**edited, "hash": rec.record_hash(edited, "sha256")}
+    assert chain.judge(rehashed, DEVICE_ID, SECRET, "sha256").error == "bad_sig"
+    assert chain.judge(record, DEVICE_ID, b"another secret of the same size!", "sha256").error == "bad_sig"
+
+
+def test_a_record_sent_by_another_device_is_refused(tmp_path):
+    record = sealed(tmp_path, 1)[0]
+    assert chain.judge(record, "PJQ-330106-0099", SECRET, "sha256").error == "device_mismatch"
+
+
+def test_an_unbroken_chain_reports_nothing_in_any_arrival_order(tmp_path):
+    records = sealed(tmp_path, 5)
+    assert chain.report(held(records)) == []
+    assert chain.report(held(reversed(records))) == []
+
+
+def test_a_missing_run_is_one_gap_and_a_broken_link_is_an_edit(tmp_path):
+    records = sealed(tmp_path, 6)
+    events = chain.report(held(records[:2] + records[4:]))
+    gaps = [e for e in events if e["kind"] == "gap"]
+    assert [(g["seq"], g["last_seq"]) for g in gaps] == [(records[2]["seq"], records[3]["seq"])]
+    relinked = [*records[:3], {**records[3], "prev_hash": "f" * 64}, *records[4:]]
+    assert [e["kind"] for e in chain.report(held(relinked))] == ["edited"]
