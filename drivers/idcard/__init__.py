@@ -1,5 +1,7 @@
 """ID-card reader: SAM serial protocol codec, card decoding, pyserial driver, simulator.
 
+The protocol is docs/idcard-protocol.md; its first table says which module holds what.
+
     from drivers.idcard import IdCardReader, CardRead
     with IdCardReader("/dev/serial/by-id/usb-...") as reader:
         card = reader.wait_for_card(timeout=10)

@@ -1,8 +1,8 @@
 """Card data: the 256-byte text block, card types, ID check digit and masking.
 
-Layouts from /work/shared/domain/idcard-protocol.md §5. The photo and fingerprint parts
-of a read are skipped here and never stored: the device keeps no personal data beyond
-what the current lookup needs (domain/rules.md, "Protecting the person who rates").
+Layouts from docs/idcard-protocol.md §5 (every § below is a section of that page). The
+photo and fingerprint parts of a read are skipped here and never stored: the device keeps
+no personal data beyond what the current lookup needs (docs/idcard-protocol.md §9).
 """
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ def build_read_payload(text: bytes, photo: bytes = bytes(PHOTO_LEN),
     return struct.pack(">HHH", len(text), len(photo), len(fingerprints)) + text + photo + fingerprints
 
 
-# --- ID number (GB 11643-1999, ISO 7064 MOD 11-2) ---------------------------------
+# --- ID number (GB 11643-1999, ISO 7064 MOD 11-2; §6) -----------------------------
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
@@ -242,7 +242,7 @@ def is_valid_id_number(number: str) -> bool:
     return id_check_char(number[:17]) == number[17].upper()
 
 
-# --- Masking (domain/rules.md: show 张*三, 1101**********1234) ---------------------
+# --- Masking (§9: show 张*三, 1101**********1234) ----------------------------------
 
 
 def mask_name(name: str) -> str:

@@ -1,6 +1,6 @@
 """Frame codec for the ID-card reader's SAM serial protocol (pure, no I/O).
 
-Frame layout (docs: /work/shared/domain/idcard-protocol.md §2):
+Frame layout (docs/idcard-protocol.md §2; every § below is a section of that page):
 
     AA AA AA 96 69 | LenH LenL | payload ... | CHK
 
@@ -367,7 +367,7 @@ class UnsupportedCard(CardFault):
 
 REPLACE_HINT = "lift the card and place it again"
 
-# SW3 → (exception class, message). Meanings from §4 of the protocol document.
+# SW3 → (exception class, message). Meanings from docs/idcard-protocol.md §4.
 STATUS_TABLE: Dict[int, Tuple[Type[StatusError], str]] = {
     0x10: (HostFrameError, "reader received a frame with a bad checksum"),
     0x11: (HostFrameError, "reader received a frame with a bad length"),

@@ -3,7 +3,8 @@
 The driver opens `sim.link` (a stable symlink, like a udev /dev/serial/by-id name) and
 talks the real protocol to a thread that plays the SAM. Tests and `pingjia simulate`
 control it at runtime: place/remove cards, inject status codes, add noise, slow or
-chunked answers, unplug and replug. All card data here is fictitious.
+chunked answers, unplug and replug. All card data here is fictitious. Section numbers
+(§) are those of docs/idcard-protocol.md.
 
     python -m drivers.idcard.simulated        # prints the port, then reads commands
 """
@@ -51,7 +52,7 @@ class SimCard:
 
 
 def resident_card(**fields: str) -> SimCard:
-    """The protocol document's §7.3 holder (fictitious)."""
+    """The holder of docs/idcard-protocol.md §7.3 (fictitious)."""
     base = dict(
         card_type=C.RESIDENT, name="张三", id_number="11010519491231002X", gender="1",
         nation="01", birth_date="19491231", address="北京市朝阳区测试路1号",

@@ -1,4 +1,4 @@
-"""Frame codec: worked frames from idcard-protocol.md §3/§7 and parser properties."""
+"""Frame codec: worked frames from docs/idcard-protocol.md §3/§7 and parser properties."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
