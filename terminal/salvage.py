@@ -248,8 +248,12 @@ def _build(building: Path, found: dict, tables: dict, meta: dict, report, tell,
         conn.executemany("INSERT OR IGNORE INTO open_visits (visit_id, opened_at, drafts) "
                          "VALUES (?, ?, ?)", opened)
         # a record whose delivery row is lost (or garbled) is sent again
-        conn.executemany("INSERT OR IGNORE INTO delivery (seq, status, attempts) "
-                         "VALUES (?, 'pending', 0)", [(seq,) for seq in found])
+        conn.executemany("INSERT OR IGNORE INTO delivery (seq, status, attempts, kind, level) "
+                         "VALUES (?, 'pending', 0, ?, ?)",
+                         [(seq, r.get("kind"), r.get("level")) for seq, r in found.items()])
+        # (rows copied from a store older than schema 5 have no kind and level yet)
+        conn.executemany("UPDATE delivery SET kind = ?, level = ? WHERE seq = ? AND kind IS NULL",
+                         [(r.get("kind"), r.get("level"), seq) for seq, r in found.items()])
         for key, value in meta.items():
             conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", [key, value])
         pending = conn.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]

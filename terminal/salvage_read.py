@@ -169,7 +169,7 @@ def read_records(conn, alg, tell, every: int) -> tuple[dict, int]:
     scanned = max(found, default=0)
     known = scanned
     for sql in ("SELECT max(seq) FROM records", "SELECT max(seq) FROM delivery",
-                "SELECT seq FROM records INDEXED BY idx_records_record_id"):
+                "SELECT seq FROM records INDEXED BY idx_records_visit_id"):
         try:
             for (value,) in conn.execute(sql):
                 if isinstance(value, int) and value <= scanned + MAX_PROBE:

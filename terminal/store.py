@@ -38,8 +38,9 @@ log = logging.getLogger("pingjia.terminal")
 DB_NAME = "pingjia.db"
 BUSY_TIMEOUT_MS = 10_000
 # SD cards wear by the bytes written. A commit writes each page it touches into the WAL
-# whole (a rating touches about ten: the row, its indexes, the delivery row, the open
-# visit), so small pages write less per rating: 1 KiB instead of SQLite's 4 KiB. Only a
+# whole (a rating touches about seven: the row and its overflow page, two indexes, the
+# open visit, the header), so small pages write less per rating: 1 KiB instead of
+# SQLite's 4 KiB. Only a
 # new database takes it; an older one keeps its page size until it is rebuilt.
 PAGE_SIZE = 1024
 # The WAL is checkpointed into the database every this many pages: 4 MiB of 1 KiB
@@ -336,9 +337,7 @@ class Store(Reader):
                           boot_id=record.get("boot_id") or self.boot_id)
             record = rec.seal(record, prev, self._secret, self.hash_alg)
             prev = record["hash"]
-            insert_record(conn, record)
-            conn.execute("INSERT INTO delivery (seq, status, attempts) VALUES (?, 'pending', 0)",
-                         (seq,))
+            insert_record(conn, record)  # (pending with no delivery row: sync_state.TAIL)
             sealed.append(record)
         return sealed
 
@@ -383,7 +382,8 @@ _INSERT_RECORD = (f"INSERT INTO records ({', '.join(_COLUMNS)}) "
 
 def insert_record(conn, record: Mapping) -> None:
     """Store a sealed record as it is: its columns and its JSON, exactly what was hashed
-    and signed (no delivery row: Store.commit adds one; a salvage copies the old one)."""
+    and signed (no delivery row: the agent adopts it later, sync_state.adopt; a salvage
+    copies the old one)."""
     conn.execute(_INSERT_RECORD, _record_row(record))
 
 

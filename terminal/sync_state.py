@@ -1,4 +1,4 @@
-"""The sync state in the device database: each record's delivery row, the corrected
+"""The sync state in the device database: the records' delivery rows, the corrected
 times sent, the central config pulled, the time of the last upload.
 
 Every statement the sync agent (agent/outbox.py), the technician's `pingjia outbox`
@@ -16,16 +16,57 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from terminal.store_schema import DELIVERY_STATUSES
 
-_PENDING_COUNT = "SELECT count(*) FROM delivery WHERE status = 'pending'"
+# The records after the last delivery row have no row yet: a rating's commit writes
+# none (fewer pages per rating, terminal/store_schema.py v5). They are pending, and the
+# agent adopts them (`adopt`) before it reads a batch, so every query of the upload sees
+# delivery rows only; what the status and the technician see counts the tail as well.
+# Every record up to the last row has a row of its own: rows are only ever added for the
+# whole tail at once (here and in a salvage).
+LAST_ROW = "(SELECT coalesce(max(seq), 0) FROM delivery)"
+TAIL = f"FROM records WHERE seq > {LAST_ROW}"
+_PENDING_COUNT = (f"SELECT (SELECT count(*) FROM delivery WHERE status = 'pending') + "
+                  f"(SELECT count(*) {TAIL})")
 _PENDING = ("FROM delivery d JOIN records r ON r.seq = d.seq WHERE d.status = 'pending' "
             "ORDER BY d.seq")
+
+
+def tail_rows(db) -> list[tuple]:
+    """(seq, kind, level) of every record of the tail, oldest first. A record whose row
+    cannot be read whole (a damaged page) comes without kind and level: the upload then
+    finds it unreadable and parks it. Read outside the write transaction of `adopt`: a
+    read that meets a damaged page leaves the transaction it ran in unable to write."""
+    try:
+        return db.execute(f"SELECT seq, kind, level {TAIL} ORDER BY seq").fetchall()
+    except sqlite3.DatabaseError:
+        return [(seq, *_kind_level(db, seq))
+                for (seq,) in db.execute(f"SELECT seq {TAIL} ORDER BY seq").fetchall()]
+
+
+def _kind_level(db, seq: int) -> tuple:
+    try:
+        return tuple(db.execute("SELECT kind, level FROM records WHERE seq = ?", [seq]).fetchone())
+    except sqlite3.DatabaseError:
+        return None, None
+
+
+def adopt(db, rows: Sequence[tuple]) -> int:
+    """Give the records of `tail_rows` a pending delivery row each (in the caller's write
+    transaction); how many. Rows another process adopted meanwhile are left as they are."""
+    last = db.execute(LAST_ROW[1:-1]).fetchone()[0]
+    rows = [r for r in rows if r[0] > last]
+    db.executemany("INSERT INTO delivery (seq, status, attempts, kind, level) "
+                   "VALUES (?, 'pending', 0, ?, ?)", rows)
+    return len(rows)
 
 
 # --- what the status, heartbeat and metrics show ---------------------------------
 
 def sync_view(db) -> dict:
     """The sync state for GET /v1/status (names as the local API documents them)."""
-    oldest = db.execute(f"SELECT coalesce(r.rated_at, r.invited_at) {_PENDING} LIMIT 1").fetchone()
+    # (pending rows all come before the tail)
+    oldest = (db.execute(f"SELECT coalesce(r.rated_at, r.invited_at) {_PENDING} LIMIT 1").fetchone()
+              or db.execute(f"SELECT coalesce(rated_at, invited_at) {TAIL} ORDER BY seq "
+                            f"LIMIT 1").fetchone())
     last = db.execute("SELECT value FROM meta WHERE key = 'last_upload_at'").fetchone()
     return {
         "queue_depth": pending_count(db),
@@ -50,12 +91,17 @@ def pending_count(db) -> int:
 def status_counts(db) -> dict[str, int]:
     """Records by delivery status, every status listed (0 when none)."""
     by = dict(db.execute("SELECT status, count(*) FROM delivery GROUP BY status").fetchall())
+    by["pending"] = by.get("pending", 0) + db.execute(f"SELECT count(*) {TAIL}").fetchone()[0]
     return {s: by.get(s, 0) for s in DELIVERY_STATUSES}
 
 
 def kind_level_counts(db) -> list[tuple]:
-    """(kind, level, count) of every record made on the device (for the metrics)."""
-    return db.execute("SELECT kind, level, count(*) FROM records GROUP BY kind, level").fetchall()
+    """(kind, level, count) of every record made on the device (for the metrics), from
+    the small delivery rows and the tail (a row whose record could not be read when it
+    was adopted has no kind and is not counted)."""
+    return db.execute(f"SELECT kind, level, count(*) FROM (SELECT kind, level FROM delivery "
+                      f"UNION ALL SELECT kind, level {TAIL}) WHERE kind IS NOT NULL "
+                      f"GROUP BY kind, level").fetchall()
 
 
 # --- the upload ------------------------------------------------------------------
@@ -81,9 +127,9 @@ def pending_body(db, limit: int, head: str, tail: str) -> bytes:
 
 
 def pending_seqs(db, limit: Optional[int] = None) -> list[int]:
-    """The oldest pending seqs, from the delivery table alone (when the records' pages
-    cannot be read, these still say which rows to look at)."""
-    sql = "SELECT seq FROM delivery WHERE status = 'pending' ORDER BY seq"
+    """The oldest pending seqs, the tail's included, from the keys alone (when the
+    records' pages cannot be read, these still say which rows to look at)."""
+    sql = f"SELECT seq FROM delivery WHERE status = 'pending' UNION ALL SELECT seq {TAIL} ORDER BY seq"
     args: list = []
     if limit is not None:
         sql += " LIMIT ?"
@@ -92,8 +138,10 @@ def pending_seqs(db, limit: Optional[int] = None) -> list[int]:
 
 
 def pending_json(db) -> Iterator:
-    """The stored JSON (text) of every pending record, oldest first, as a cursor."""
-    return db.execute(f"SELECT r.json {_PENDING}")
+    """The stored JSON (text) of every pending record, the tail's included, oldest first,
+    as a cursor."""
+    return db.execute(f"SELECT json FROM (SELECT r.json AS json {_PENDING}) "
+                      f"UNION ALL SELECT json FROM (SELECT json {TAIL} ORDER BY seq)")
 
 
 def record_id(db, seq: int) -> Optional[str]:
@@ -147,8 +195,9 @@ def requeue_rejected(db, at: str) -> list[int]:
 ROW_KEYS = ("seq", "record_id", "kind", "level", "unrated_reason", "project_no", "task_name",
             "invited_at", "rated_at", "status", "attempts", "error", "updated_at")
 _ROWS = ("SELECT r.seq, r.record_id, r.kind, r.level, r.unrated_reason, r.project_no, "
-         "r.task_name, r.invited_at, r.rated_at, d.status, d.attempts, d.error, d.updated_at "
-         "FROM records r JOIN delivery d ON d.seq = r.seq")
+         "r.task_name, r.invited_at, r.rated_at, coalesce(d.status, 'pending'), "
+         "coalesce(d.attempts, 0), d.error, d.updated_at "
+         "FROM records r LEFT JOIN delivery d ON d.seq = r.seq")
 
 
 def listed(db, *, after_seq: int = 0, statuses: Sequence[str] = (), kind: Optional[str] = None,
@@ -157,7 +206,7 @@ def listed(db, *, after_seq: int = 0, statuses: Sequence[str] = (), kind: Option
     those matching, oldest first."""
     where, params = ["r.seq > ?"], [after_seq]
     if statuses:
-        where.append(f"d.status IN ({', '.join('?' for _ in statuses)})")
+        where.append(f"coalesce(d.status, 'pending') IN ({', '.join('?' for _ in statuses)})")
         params += list(statuses)
     if kind:
         where.append("r.kind = ?")
@@ -171,8 +220,9 @@ def listed(db, *, after_seq: int = 0, statuses: Sequence[str] = (), kind: Option
 def one(db, key: int | str) -> Optional[tuple[str, dict]]:
     """(stored JSON, delivery state) of the record with this seq (int) or record_id."""
     column = "r.seq" if isinstance(key, int) else "r.record_id"
-    row = db.execute(f"SELECT r.json, d.status, d.attempts, d.error, d.updated_at "
-                     f"FROM records r JOIN delivery d ON d.seq = r.seq WHERE {column} = ?",
+    row = db.execute(f"SELECT r.json, coalesce(d.status, 'pending'), coalesce(d.attempts, 0), "
+                     f"d.error, d.updated_at FROM records r LEFT JOIN delivery d "
+                     f"ON d.seq = r.seq WHERE {column} = ?",
                      [key]).fetchone()
     if row is None:
         return None

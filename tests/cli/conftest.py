@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from config.edit import default_text, set_many
+from terminal import sync_state
 from terminal.store import DB_NAME, Store
 from tests.terminal.conftest import Running
 
@@ -94,6 +95,7 @@ def add_records(device: Device, n: int, rejected=(), delivered=()) -> list[dict]
             f.invite(business(i + 1))
             f.press(5 - i % 3)  # levels 5..3: no reasons to choose
             out += store.append(f.records)
+        sync_state.adopt(store.db.conn, sync_state.tail_rows(store.db))  # (as the agent does)
         for status, seqs in (("rejected", rejected), ("delivered", delivered)):
             for seq in seqs:
                 store.db.execute("UPDATE delivery SET status = ?, error = ? WHERE seq = ?",

@@ -44,7 +44,7 @@ def test_a_store_of_schema_3_keeps_its_open_visit_and_page_size(tmp_path):
         store.MIGRATIONS.update(migrations)
         store.SCHEMA_VERSION = version
     with Store(path, device_id="PJQ-TEST-1", secret=SECRET, hash_alg="sha256", boot_id="boot-2") as s:
-        assert s.db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
         assert s.db.execute("PRAGMA page_size").fetchone()[0] == 4096
         assert [d["visit_id"] for d in s.interrupted()] == ["left-open"]
         assert s.restored == []  # the migrated schema is the one the migrations make
