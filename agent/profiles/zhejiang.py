@@ -48,6 +48,8 @@ import json
 from datetime import datetime
 from typing import Mapping, Optional, Sequence
 
+from config.levels import NAMES
+
 # Our level → Zhejiang `satisfaction`. Both number 5 = 非常满意 … 1 = 非常不满意, so the
 # table is the identity, written out so that nobody has to guess which way round it is.
 SATISFACTION = {5: "5", 4: "4", 3: "3", 2: "2", 1: "1"}
@@ -55,7 +57,8 @@ SATISFACTION = {5: "5", 4: "4", 3: "3", 2: "2", 1: "1"}
 # GB/T 39046-2020 code list A.8 (满意度代码) numbers the other way round:
 # 1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意.
 GBT39046_SATISFACTION = {5: "1", 4: "2", 3: "3", 2: "4", 1: "5"}
-SATISFACTION_TEXT = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+# The interface names each `satisfaction` value by the level's official name.
+SATISFACTION_TEXT = {level: NAMES[level] for level in SATISFACTION}
 
 PRO_STATUS_FINISHED = "3"
 DATA_SOURCE = "133"
