@@ -9,6 +9,7 @@ import dataclasses
 import json
 
 from config import settings as schema
+from config.levels import NAMES
 
 HEADER = """\
 # Pingjia settings (/etc/pingjia/pingjia.toml on a device, or --config FILE).
@@ -21,7 +22,7 @@ HEADER = """\
 SECTION_DOCS = {
     "device": "This device",
     "site": "Where the device stands: these values go into every record",
-    "buttons": "Five rating buttons with LEDs (keys are levels: 5 = 非常满意 … 1 = 非常不满意)",
+    "buttons": f"Five rating buttons with LEDs (keys are levels: 5 = {NAMES[5]} … 1 = {NAMES[1]})",
     "display": "The OLED panel (luma.oled) or a simulated one",
     "api": "Local API for the window PC or kiosk app (see docs/local-api.md)",
     "timeouts": "Timeouts in seconds",

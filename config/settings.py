@@ -19,10 +19,10 @@ from config import qr, tomlfile
 from config.errors import ConfigError, Problem, locate_key
 from config.fields import (build_section, copy_value, int_range, ip_literal, matches, max_len,
                            one_of, setting)
+from config.levels import LEVELS, NAMES
 from config.text import shorten
 
 DEFAULT_PATH = "/etc/pingjia/pingjia.toml"
-LEVELS = (5, 4, 3, 2, 1)
 
 
 def _gpio_map(value):
@@ -195,8 +195,8 @@ class TimeoutSettings:
 
 @dataclass(frozen=True)
 class LevelSettings:
-    labels: dict = setting({5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"},
-                           "text of each level (the five levels themselves are fixed)", _labels)
+    labels: dict = setting(dict(NAMES), "text of each level (the five levels themselves are fixed)",
+                           _labels)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ profile is a module with one function: `encode(rows) -> bytes`, the body of
 
 - `reference`: the wire contract itself (docs/sync.md); what the reference receiver takes.
 - `zhejiang`: each record also mapped onto the Zhejiang 办件评价 `report` fields, for a
-  gateway that forwards them to the province (see the module).
+  gateway that forwards them to the province (docs/profiles.md).
 """
 from __future__ import annotations
 

@@ -1,52 +1,26 @@
 """The Zhejiang profile: our records mapped onto the 办件评价 `report` fields.
 
-Zhejiang's 办件中心 evaluation service (`report.do`, docs: /work/shared/domain/interface.md
-§1.2(a)) takes one flat object per rating. The device does not hold the province's
-keys: it sends to our own gateway, signed as always, and the gateway forwards the
-`report` part. So every item of the batch carries both:
+Zhejiang's 办件中心 evaluation service (`report.do`) takes one flat object per rating.
+The device does not hold the province's keys: it sends to our own gateway, signed as
+always, and the gateway forwards the `report` part. So every item of the batch carries
+both:
 
     {"record_id": "...", "record": {<the signed record>}, "report": {<report.do fields>}}
 
-The signed record travels whole, so the gateway still checks the hash chain (a deleted
-or edited record stays visible) and answers per `record_id` like the reference receiver.
+The signed record travels whole, so the gateway still checks the hash chain and answers
+per `record_id` like the reference receiver. An unrated record goes with `"report": null`:
+report.do has no form for "invited, not rated", and the device never makes up a rating.
 
-Field by field (our record → report.do):
-
-| report.do        | from                    | note |
-|------------------|-------------------------|------|
-| areaCode         | area_code               | 行政区划 |
-| deptCode         | dept_code               | 18-char 统一社会信用代码 |
-| proDepartCode    | dept_code               | the accepting department is the one rated |
-| proDepart        | dept_name               | |
-| taskCode         | task_code               | 事项 (实施) 编码 |
-| taskHandleItem   | task_handle_item        | 业务办理项编码; "" when the item has none |
-| taskName         | task_name               | |
-| projectNo        | project_no              | 办件编号 |
-| proStatus        | "3"                     | 已完结: a business is rated once it is finished |
-| proManager       | staff_name              | 经办人, the window staff member |
-| pf               | pf                      | "4" hall tablet, "5" other hall terminal |
-| satisfaction     | level                   | see SATISFACTION: 5 非常满意 … 1 非常不满意 |
-| evalDetail       | tags                    | codes joined with "," (e.g. "207,213"); "" for none |
-| writingEvaluation| ""                      | a button device takes no free text |
-| assessTime       | rated_at                | "yyyy-MM-dd HH:mm:ss" in the record's own offset |
-| assessNumber     | assess_number           | "1" first rating, "2" follow-up (追加) |
-| dataSource       | "133"                   | what Zhejiang fills in |
-
-Left out on purpose: `certkeyGOV`, `userName`, `userProp` (the device keeps no data about
-the person who rated), `areaName`, `subMatter`, `acceptDate`, `promiseTime`, `appStatus`
-(not known to the device; the gateway may add them from the 办件 database).
-
-An **unrated** record (invited, did not rate) is never turned into a rating: report.do has
-no form for "invited, not rated" and any `satisfaction` would be made up. Its item goes to
-the gateway with `"report": null`; the gateway keeps it (the chain stays whole, the
-unrated share is counted) and forwards nothing, so the province applies its own rule for
-businesses nobody rated (e.g. pf 7 系统默认评价 after its deadline).
+docs/profiles.md holds what this relies on: the interface, the fields and their mapping
+from our record, the channel, level and tag codes, and what the gateway must answer.
 """
 from __future__ import annotations
 
 import json
 from datetime import datetime
 from typing import Mapping, Optional, Sequence
+
+from config.levels import NAMES
 
 # Our level → Zhejiang `satisfaction`. Both number 5 = 非常满意 … 1 = 非常不满意, so the
 # table is the identity, written out so that nobody has to guess which way round it is.
@@ -55,7 +29,8 @@ SATISFACTION = {5: "5", 4: "4", 3: "3", 2: "2", 1: "1"}
 # GB/T 39046-2020 code list A.8 (满意度代码) numbers the other way round:
 # 1 非常满意, 2 满意, 3 基本满意, 4 不满意, 5 非常不满意.
 GBT39046_SATISFACTION = {5: "1", 4: "2", 3: "3", 2: "4", 1: "5"}
-SATISFACTION_TEXT = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+# The interface names each `satisfaction` value by the level's official name.
+SATISFACTION_TEXT = {level: NAMES[level] for level in SATISFACTION}
 
 PRO_STATUS_FINISHED = "3"
 DATA_SOURCE = "133"

@@ -1,9 +1,9 @@
 """What the technician commands share: the settings, the store and the running terminal.
 
-Port and token of the local API come from the options, else the settings file, else
-$PINGJIA_PORT / $PINGJIA_TOKEN; the store from `--data-dir`, else `device.data_dir`.
-Options default to SUPPRESS so `pingjia --config F status` and `pingjia status --config F`
-both work.
+The local API client of every command is `client` (the rule for host, port and token is
+in its docstring); the store comes from `--data-dir`, else `device.data_dir`. Options
+default to SUPPRESS so `pingjia --config F status` and `pingjia status --config F` both
+work.
 """
 from __future__ import annotations
 
@@ -70,18 +70,50 @@ def db_path(args, settings) -> Path:
     return Path(getattr(args, "data_dir", None) or settings.device.data_dir) / DB_NAME
 
 
-def client(args, settings):
-    """A LocalClient for the terminal these settings describe; ConfigError without a token."""
+class CannotAsk(ConfigError):
+    """The options, settings and environment give no way to ask the terminal (no token,
+    or $PINGJIA_PORT is no port): a ConfigError, so every command treats it as one."""
+
+    def __init__(self, message: str):
+        super().__init__([])
+        self.args = (message,)
+
+
+def client(args, settings: Optional[schema.Settings] = None) -> LocalClient:
+    """A LocalClient for the running terminal, the one every command uses.
+
+    Port and token: the option, else the settings file named with --config (or
+    $PINGJIA_CONFIG), else $PINGJIA_PORT / $PINGJIA_TOKEN, else the settings found at the
+    default place, else the default port. Host: --host, else the address the settings
+    bind to, else 127.0.0.1; HTTPS with --cacert or when the settings set api.tls_cert.
+    `settings` None: there is no settings file. ConfigError without a token.
+    """
+    named = settings is not None and getattr(args, "config", None) is not None
+    api = settings.api if settings is not None else schema.ApiSettings()
+    token = (getattr(args, "token", None) or (_settings_token(api) if named else None)
+             or os.environ.get("PINGJIA_TOKEN", "").strip())
+    if not token and settings is not None:
+        token = _settings_token(api, quiet=False)
+    if not token:
+        raise CannotAsk("no API token: pass --token, or --config with the device's settings, "
+                        "or set PINGJIA_TOKEN")
+    port = getattr(args, "port", None) or (api.port if named else None) or _env_port() or api.port
+    host = getattr(args, "host", None) or _host(api.bind)
+    cacert = cacert_of(args)
+    return LocalClient(base_url(host, port, bool(cacert or api.tls_cert)), token,
+                       timeout=getattr(args, "timeout", 5), cacert=cacert)
+
+
+def _settings_token(api: schema.ApiSettings, quiet: bool = True) -> Optional[str]:
+    """The settings' token; with `quiet`, None where they have none (the environment may)."""
     from terminal.api import load_token  # here: the API module is heavy, few commands ask
 
-    token = getattr(args, "token", None) or os.environ.get("PINGJIA_TOKEN", "").strip()
-    if not token:
-        token = load_token(settings.api)
-    port = getattr(args, "port", None) or _env_port() or settings.api.port
-    host = getattr(args, "host", None) or _host(settings.api.bind)
-    cacert = cacert_of(args)
-    return LocalClient(base_url(host, port, bool(cacert or settings.api.tls_cert)), token,
-                       timeout=getattr(args, "timeout", 5), cacert=cacert)
+    try:
+        return load_token(api)
+    except ConfigError:
+        if quiet:
+            return None
+        raise
 
 
 def cacert_of(args) -> Optional[str]:
@@ -94,9 +126,13 @@ def _host(bind: str) -> str:
     return "127.0.0.1" if bind in ("", "0.0.0.0", "::") else bind
 
 
-def _env_port():
+def _env_port() -> Optional[int]:
     raw = os.environ.get("PINGJIA_PORT", "").strip()
-    return int(raw) if raw.isdigit() else None
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise CannotAsk(f"PINGJIA_PORT={raw!r} is not a port number")
+    return int(raw)
 
 
 def ask_terminal(args, settings, call):

@@ -1,28 +1,28 @@
 """`pingjia invite | visit | cancel | staff | window`: the local API's calls from the
 command line, through terminal/client.py's LocalClient.
 
-Port and token come from the options, else the settings file, else $PINGJIA_PORT /
-$PINGJIA_TOKEN; a --json answer is the terminal's own JSON.
+Host, port and token come as for every command (config/cli/local.py `client`), from a
+settings file only where there is one; a --json answer is the terminal's own JSON.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import os
 import random
 import sys
 from pathlib import Path
+from typing import Optional
 
 from config import settings as schema
-from config.cli.local import cacert_of
+from config.cli import local
 from config.errors import ConfigError
-from terminal.client import ApiError, LocalClient, Unreachable, base_url
+from config.levels import NAMES
+from terminal.client import ApiError, Unreachable
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = schema.defaults().api.port
 DEFAULT_SETTINGS = schema.DEFAULT_PATH
-LEVEL_TEXT = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
 
 def add_commands(subparsers) -> None:
@@ -33,12 +33,14 @@ def add_commands(subparsers) -> None:
     """
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("connection")
-    g.add_argument("--host", default=argparse.SUPPRESS, help=f"terminal address (default {DEFAULT_HOST})")
+    g.add_argument("--host", default=argparse.SUPPRESS,
+                   help=f"terminal address (default: the settings' api.bind, else {DEFAULT_HOST})")
     g.add_argument("--port", type=int, default=argparse.SUPPRESS,
-                   help="API port (default: the settings file, else $PINGJIA_PORT, "
-                        f"else {DEFAULT_PORT})")
+                   help="API port (default: the --config file, else $PINGJIA_PORT, else "
+                        f"{DEFAULT_SETTINGS}, else {DEFAULT_PORT})")
     g.add_argument("--token", default=argparse.SUPPRESS,
-                   help="API token (default: the settings file, else $PINGJIA_TOKEN)")
+                   help="API token (default: the --config file, else $PINGJIA_TOKEN, else "
+                        f"{DEFAULT_SETTINGS})")
     g.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
                    help="settings file to take port and token from")
     g.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
@@ -96,58 +98,24 @@ class UsageError(Exception):
     pass
 
 
-def client_from_args(args) -> LocalClient:
-    """Port and token: the option, else the settings file, else the environment."""
-    port, token = getattr(args, "port", None), getattr(args, "token", None)
-    config = getattr(args, "config", None)
-    cacert = cacert_of(args)
-    https = bool(cacert)
-    if config:
-        s_port, s_token, s_https = _from_settings(config, need_token=not token)
-        port, token, https = port or s_port, token or s_token, https or s_https
-    port = port or _env_port()
-    token = token or os.environ.get("PINGJIA_TOKEN", "").strip()
-    if (port is None or not token) and not config and Path(DEFAULT_SETTINGS).is_file():
-        try:
-            s_port, s_token, s_https = _from_settings(DEFAULT_SETTINGS, need_token=not token)
-            port, token, https = port or s_port, token or s_token, https or s_https
-        except ConfigError as exc:  # e.g. a token file only the service may read
-            print(f"note: {exc}", file=sys.stderr)
-    if not token:
-        raise UsageError("no API token: pass --token, or --config with the device's settings, "
-                         "or set PINGJIA_TOKEN")
-    host = getattr(args, "host", DEFAULT_HOST)
-    return LocalClient(base_url(host, port or DEFAULT_PORT, https), token,
-                       timeout=getattr(args, "timeout", 5), cacert=cacert)
-
-
-def _from_settings(path, need_token: bool):
-    from terminal.api import load_token  # here: the API module is heavy, and --help needs none
-
-    settings = schema.load(path)
-    https = bool(settings.api.tls_cert)
-    if not need_token:
-        return settings.api.port, None, https
-    try:
-        return settings.api.port, load_token(settings.api), https
-    except ConfigError:
-        if os.environ.get("PINGJIA_TOKEN", "").strip():  # the settings have none: use that
-            return settings.api.port, None, https
-        raise
-
-
-def _env_port():
-    raw = os.environ.get("PINGJIA_PORT", "").strip()
-    if not raw:
+def _settings_of(args) -> Optional[schema.Settings]:
+    """The settings for the client (config/cli/local.py `client`): the file named with
+    --config, else the one at the default place if there is one, else None (the window
+    PC that runs these commands often has none)."""
+    if getattr(args, "config", None):
+        return schema.load(args.config)
+    if not Path(DEFAULT_SETTINGS).is_file():
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise UsageError(f"PINGJIA_PORT={raw!r} is not a port number")
-    return int(raw)
+    try:
+        return schema.load(DEFAULT_SETTINGS)
+    except ConfigError as exc:  # the options or the environment may say enough
+        print(f"note: {exc}", file=sys.stderr)
+        return None
 
 
 def _run(args, call, show) -> int:
     try:
-        client = client_from_args(args)
+        client = local.client(args, _settings_of(args))
         answer = call(client)
     except (UsageError, ConfigError) as exc:
         print(f"pingjia: {exc}", file=sys.stderr)
@@ -219,7 +187,7 @@ def describe_visit(a: dict) -> str:
     if state == "rated":
         level = a.get("level")
         tags = ", ".join(a.get("tags") or []) or "none"
-        return (f"visit {a['visit_id']}: rated {level} ({LEVEL_TEXT.get(level, '?')}) at "
+        return (f"visit {a['visit_id']}: rated {level} ({NAMES.get(level, '?')}) at "
                 f"{a.get('rated_at')}; reasons: {tags}")
     if state == "unrated":
         return f"visit {a['visit_id']}: not rated ({a.get('reason')})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
+from config.levels import NAMES
 from config.settings import TextSettings
 from config.tags import Tag, TagList
 
@@ -60,8 +61,7 @@ DEFAULT_TEXTS = {name: f.default for name, f in TextSettings.__dataclass_fields_
 @dataclass(frozen=True)
 class FlowConfig:
     mode: str = "window"
-    labels: Mapping[int, str] = field(default_factory=lambda: {
-        5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"})
+    labels: Mapping[int, str] = field(default_factory=lambda: dict(NAMES))
     tags: Optional[TagList] = None
     texts: Mapping[str, str] = field(default_factory=dict)
     order: tuple[int, ...] = (5, 4, 3, 2, 1)

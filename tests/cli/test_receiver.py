@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.conftest import DEVICE_ID, SECRET, agent_settings_file, fill
-from tests.agent.test_receiver import Client, make_records
+from tests.agent.receiver.conftest import Client, make_records
 
 PINGJIA = [sys.executable, "-m", "config.cli"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from terminal import signing
 from agent.receiver.contract import SPEC
 from terminal.api import bundled_spec
 from tests.agent.conftest import DEVICE_ID, SECRET
-from tests.agent.test_receiver import Client, make_records
-from tests.agent.test_receiver_openapi import rx  # noqa: F401  (fixture)
+from tests.agent.receiver.conftest import Client, make_records
+from tests.agent.receiver.test_contract import rx  # noqa: F401  (fixture)
 from tests.terminal.fuzzkit import CHECKS, fuzz
 from schemathesis.specs.openapi.checks import negative_data_rejection
 

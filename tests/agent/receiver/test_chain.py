@@ -1,10 +1,12 @@
 """The receiver's chain check (agent/receiver/chain.py) on records the real store sealed:
-the verdict on one record, and the chain report over what is held."""
+the verdict on one record, and the chain report over what is held, on its own and through
+uploads over HTTP."""
 from __future__ import annotations
 
 from agent.receiver import chain
 from terminal import records as rec
 from tests.agent.conftest import DEVICE_ID, SECRET, drafts, open_store
+from tests.agent.receiver.conftest import make_records, resealed, statuses
 
 
 def sealed(tmp_path, n: int) -> list[dict]:
@@ -51,3 +53,40 @@ def test_a_missing_run_is_one_gap_and_a_broken_link_is_an_edit(tmp_path):
     assert [(g["seq"], g["last_seq"]) for g in gaps] == [(records[2]["seq"], records[3]["seq"])]
     relinked = [*records[:3], {**records[3], "prev_hash": "f" * 64}, *records[4:]]
     assert [e["kind"] for e in chain.report(held(relinked))] == ["edited"]
+
+
+# --- chain report -----------------------------------------------------------------------
+
+def test_chain_report_shows_gaps_even_when_batches_arrive_out_of_order(rx, client, tmp_path):
+    records = make_records(tmp_path / "dev", 10)
+    client.upload(records[6:])
+    client.upload(records[:3])
+    report = rx.chain_report(DEVICE_ID)
+    assert [(e["kind"], e["seq"], e.get("last_seq")) for e in report] == [("gap", 4, 6)]
+    assert report[0]["chain_id"] == records[0]["chain_id"] and "4-6" in report[0]["detail"]
+    client.upload(records[3:6])
+    assert rx.chain_report(DEVICE_ID) == []
+
+
+def test_chain_report_shows_an_edited_record(rx, client, tmp_path):
+    """Edited and sealed again with the device secret: only the next link shows it."""
+    records = make_records(tmp_path / "dev", 6)
+    records[3] = resealed(records[3], staff_name="张三")
+    assert statuses(client.upload(records)) == [("accepted", None)] * 6
+    assert [(e["kind"], e["seq"]) for e in rx.chain_report(DEVICE_ID)] == [("edited", 5)]
+
+
+def test_chain_report_shows_a_reset(rx, client, tmp_path):
+    client.upload(make_records(tmp_path / "dev", 3))
+    client.upload(make_records(tmp_path / "new-storage", 2))
+    report = rx.chain_report(DEVICE_ID)
+    assert [(e["kind"], e["seq"]) for e in report] == [("chain_reset", 1)]
+    assert "held up to seq 3" in report[0]["detail"]
+    assert len(rx.records(DEVICE_ID)) == 5
+
+
+def test_chain_report_shows_a_reused_seq(rx, client, tmp_path):
+    records = make_records(tmp_path / "dev", 3)
+    twin = resealed({**records[2], "record_id": "9f0c1b2a-0000-4000-8000-000000000003"})
+    client.upload(records + [twin])
+    assert [e["kind"] for e in rx.chain_report(DEVICE_ID)] == ["duplicate_seq"]

@@ -3,7 +3,8 @@
 The receiver serves exactly the documented operations; each answers a good request with
 a documented status, the documented headers and a body that fits the documented schema;
 each refusal is a documented status with the Error schema; the document's own examples
-fit their schemas.
+fit their schemas; the receiver's record check (agent/receiver/contract.py) gives
+jsonschema's verdicts.
 """
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ import json
 
 import pytest
 import requests
+from hypothesis import given, settings, strategies as st
 from jsonschema import Draft202012Validator
 
 from agent.receiver import Faults, Receiver
-from agent.receiver.contract import SPEC
+from agent.receiver.contract import SPEC, check
 from agent.receiver.handler import ROUTES
-from terminal.contract import registry
+from terminal import records as rec
+from terminal.contract import registry, validator
+from tests.agent.conftest import DEVICE_ID, SECRET, draft
+from tests.agent.receiver.conftest import Client, make_records
 
 SPEC_URI, REGISTRY = registry(SPEC)
-from tests.agent.conftest import DEVICE_ID, SECRET
-from tests.agent.test_receiver import Client, make_records
 
 METHODS = ("get", "put", "post", "delete", "patch")
 OPS = {item[m]["operationId"]: (path, m.upper(), item[m])
@@ -165,3 +168,24 @@ def test_the_documents_examples_fit_their_schemas():
                 assert schema_validator(content["schema"]).is_valid(content["example"]), (op_id, status)
                 checked += 1
     assert checked >= 10
+
+
+# --- the receiver's record check holds jsonschema's verdicts ------------------------------
+
+RECORD = check("Record")
+RECORD_FULL = validator("Record", SPEC)
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=False),
+                    st.text(max_size=70), st.sampled_from(["rating", "unrated", "timeout", "0" * 64,
+                                                            "2026-11-22T09:20:00+08:00", "window"]),
+                    st.lists(st.sampled_from(["101", "101", 3]), max_size=3), st.just({}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(sorted(rec.FIELDS) + ["extra"]), _VALUES, max_size=4),
+       drop=st.sets(st.sampled_from(sorted(rec.FIELDS)), max_size=2))
+def test_record_check_agrees_with_jsonschema(changes, drop):
+    base = rec.seal({**draft(3, level=2, tags=["201"]), "record_id": "3f1c2a9e-8d4b-4c1e-9a57-0b6f2d8e4c11",
+                     "device_id": DEVICE_ID, "chain_id": "c", "seq": 3, "boot_id": "b"},
+                    "0" * 64, SECRET, "sha256")
+    record = {k: v for k, v in {**base, **changes}.items() if k not in drop}
+    assert (RECORD.problem(record) is None) == RECORD_FULL.is_valid(record)

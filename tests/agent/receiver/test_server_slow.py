@@ -6,7 +6,7 @@ import time
 
 from agent.receiver import Receiver
 from tests.agent.conftest import DEVICE_ID, SECRET
-from tests.agent.test_receiver import Client, make_records
+from tests.agent.receiver.conftest import Client, make_records
 from tests.terminal.test_api_slow import Tricklers
 
 

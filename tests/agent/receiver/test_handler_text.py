@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from tests.agent.test_receiver import Client, make_records, rx  # noqa: F401  (fixture)
 from tests.agent.conftest import DEVICE_ID
+from tests.agent.receiver.conftest import Client, make_records
 
 
 @pytest.mark.parametrize("path, body, field", [
