@@ -2,16 +2,19 @@
 
 A 128x64 mono frame is 1 KiB: about 23 ms on a 400 kHz I2C bus and 92 ms at the Pi's
 default 100 kHz. A tick on the reason screen changes a few bytes of it, so the panel gets
-just those: the pages (8-pixel rows) that changed, each trimmed to its changed columns.
+just those: the pages (8-pixel rows) that changed, each trimmed to its changed columns,
+and split where a stretch of unchanged columns costs more than starting again after it
+(a cursor move changes the pointer at the left edge and the position at the right one).
 
 - SSD1306 (and SSD1309, same commands): horizontal addressing mode, which luma's init
   sets (0x20 0x00). A window is set with 0x21 first,last column and 0x22 first,last
-  page; the data then fills it page by page. Neighbouring changed pages share a window
-  when that sends fewer bytes than a window each.
-- SH1106: page addressing only. Per changed page: 0xB0+page, then the start column as
-  low nibble (0x00-0x0F) and high nibble (0x10-0x1F), then the data; the column
-  counts up by itself. Its RAM is 132 columns wide and luma shows columns 2..129 on a
-  128-wide panel (`page_address_offset`, default 2): the same offset is added here.
+  page; the data then fills it page by page. The changed columns fall into bands (split
+  by unchanged stretches wider than a window's cost); in each band neighbouring changed
+  pages share a window when that sends fewer bytes than a window each.
+- SH1106: page addressing only. Per changed run of a page: 0xB0+page, then the start
+  column as low nibble (0x00-0x0F) and high nibble (0x10-0x1F), then the data; the
+  column counts up by itself. Its RAM is 132 columns wide and luma shows columns 2..129
+  on a 128-wide panel (`page_address_offset`, default 2): the same offset is added here.
 - SSD1322/SSD1325 (greyscale): luma's own `diff_to_previous` framebuffer already sends
   only changed segments; `GREYSCALE_SEGMENTS` sets how finely it looks.
 
@@ -27,7 +30,7 @@ from luma.core.framebuffer import diff_to_previous
 from luma.oled.device import sh1106, ssd1306, ssd1309
 
 __all__ = ["PartialSSD1306", "PartialSSD1309", "PartialSH1106", "device_class",
-           "GREYSCALE_SEGMENTS", "pages_of", "windows"]
+           "GREYSCALE_SEGMENTS", "pages_of", "changed_runs", "bands", "windows"]
 
 # 16 segments (4x4) on a 256x64 panel: 64x16-pixel cells; a cursor move touches two or
 # three of them instead of a quarter of the screen each.
@@ -35,6 +38,9 @@ GREYSCALE_SEGMENTS = 16
 # what starting one more window costs, in bytes on the bus: the SSD1306 window commands
 # (6 bytes) and a second transaction (its address and control byte)
 WINDOW_COST = 8
+# and one more run on an SH1106: page and column commands (3 bytes), and the address and
+# control bytes of the command's transaction and of the data's
+RUN_COST = 7
 
 
 def pages_of(image: Image.Image, pages: int) -> list[bytes]:
@@ -46,15 +52,34 @@ def pages_of(image: Image.Image, pages: int) -> list[bytes]:
     return [packed[pages - 1 - page::pages] for page in range(pages)]
 
 
-def changed_columns(old: bytes | None, new: bytes) -> tuple[int, int] | None:
-    """(first, last) column whose byte differs, or None."""
+def changed_runs(old: bytes | None, new: bytes, gap: int) -> list[tuple[int, int]]:
+    """(first, last) column of each run of changed bytes in a page; runs fewer than `gap`
+    unchanged columns apart are one (resending those is cheaper than starting again).
+    All of the page when there is nothing to compare with."""
     if old is None:
-        return 0, len(new) - 1
+        return [(0, len(new) - 1)]
     if old == new:
-        return None
-    first = next(i for i in range(len(new)) if old[i] != new[i])
-    last = next(i for i in range(len(new) - 1, -1, -1) if old[i] != new[i])
-    return first, last
+        return []
+    runs: list[list[int]] = []
+    for i in range(len(new)):
+        if old[i] != new[i]:
+            if runs and i - runs[-1][1] - 1 < gap:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+    return [(a, b) for a, b in runs]
+
+
+def bands(runs_per_page, gap: int) -> list[tuple[int, int]]:
+    """The column ranges that the runs of all pages fall into: runs that overlap, or are
+    fewer than `gap` columns apart, share a band."""
+    out: list[list[int]] = []
+    for lo, hi in sorted(r for runs in runs_per_page for r in runs):
+        if out and lo - out[-1][1] - 1 < gap:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(a, b) for a, b in out]
 
 
 def windows(spans: list[tuple[int, int] | None]) -> list[tuple[int, int, int, int]]:
@@ -92,6 +117,7 @@ class _PagedPanel:
     """The memory of what the panel shows, page by page, for the mono classes below."""
 
     _sent: list | None = None
+    _gap = WINDOW_COST
 
     def display(self, image: Image.Image) -> None:
         assert image.mode == self.mode
@@ -99,25 +125,33 @@ class _PagedPanel:
         image = self.preprocess(image)
         new = pages_of(image, self._pages)
         sent = self._sent or [None] * self._pages
-        spans = [changed_columns(sent[p], new[p]) for p in range(self._pages)]
-        self._send(new, spans, sent)
+        runs = [changed_runs(sent[p], new[p], self._gap) for p in range(self._pages)]
+        self._send(new, runs, sent)
 
-    def _send(self, new, spans, sent) -> None:
+    def _send(self, new, runs, sent) -> None:
         raise NotImplementedError
 
 
 class PartialSSD1306(_PagedPanel, ssd1306):
     """luma's ssd1306, sending only the changed windows of the frame."""
 
-    def _send(self, new, spans, sent) -> None:
+    def _send(self, new, runs, sent) -> None:
         if self._sent is None:  # the first frame (luma's clear at start): all of it
-            spans = [(0, self._w - 1)] * self._pages
-        for first, last, lo, hi in windows(spans):
-            self.command(self._const.COLUMNADDR, self._colstart + lo, self._colstart + hi,
-                         self._const.PAGEADDR, first, last)
-            self.data(list(b"".join(new[p][lo:hi + 1] for p in range(first, last + 1))))
-            sent[first:last + 1] = new[first:last + 1]
-            self._sent = sent
+            runs = [[(0, self._w - 1)]] * self._pages
+        for band_lo, band_hi in bands(runs, WINDOW_COST):
+            spans = []
+            for page_runs in runs:
+                inside = [r for r in page_runs if band_lo <= r[0] and r[1] <= band_hi]
+                spans.append((inside[0][0], inside[-1][1]) if inside else None)
+            for first, last, lo, hi in windows(spans):
+                self.command(self._const.COLUMNADDR, self._colstart + lo, self._colstart + hi,
+                             self._const.PAGEADDR, first, last)
+                self.data(list(b"".join(new[p][lo:hi + 1] for p in range(first, last + 1))))
+                for p in range(first, last + 1):   # what the panel holds now, column by column
+                    held = bytearray(sent[p] if sent[p] is not None else new[p])
+                    held[lo:hi + 1] = new[p][lo:hi + 1]
+                    sent[p] = bytes(held)
+                self._sent = sent
 
 
 class PartialSSD1309(PartialSSD1306, ssd1309):
@@ -125,20 +159,22 @@ class PartialSSD1309(PartialSSD1306, ssd1309):
 
 
 class PartialSH1106(_PagedPanel, sh1106):
-    """luma's sh1106, sending only the changed part of each changed page."""
+    """luma's sh1106, sending only the changed runs of each changed page."""
 
-    def _send(self, new, spans, sent) -> None:
+    _gap = RUN_COST
+
+    def _send(self, new, runs, sent) -> None:
         if self._sent is None:
-            spans = [(0, self._w - 1)] * self._pages
-        for page, span in enumerate(spans):
-            if span is None:
-                continue
-            lo, hi = span
-            column = self._page_address_offset + lo
-            self.command(0xB0 + page, column & 0x0F, 0x10 | column >> 4)
-            self.data(list(new[page][lo:hi + 1]))
-            sent[page] = new[page]
-            self._sent = sent
+            runs = [[(0, self._w - 1)]] * self._pages
+        for page, page_runs in enumerate(runs):
+            for lo, hi in page_runs:
+                column = self._page_address_offset + lo
+                self.command(0xB0 + page, column & 0x0F, 0x10 | column >> 4)
+                self.data(list(new[page][lo:hi + 1]))
+                held = bytearray(sent[page] if sent[page] is not None else new[page])
+                held[lo:hi + 1] = new[page][lo:hi + 1]
+                sent[page] = bytes(held)
+                self._sent = sent
 
 
 _PARTIAL = {"ssd1306": PartialSSD1306, "ssd1309": PartialSSD1309, "sh1106": PartialSH1106}

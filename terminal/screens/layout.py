@@ -3,8 +3,9 @@
 One rule above all: text is never cut off silently. What does not fit in its box is
 wrapped, and what does not fit wrapped is paged; the page shown is the flow's
 `state.page` modulo the number of pages, and a thin bar at the box's right edge shows
-that there are more. (The one exception is a list row that is not under the cursor: it
-ends in "…" and its full text is shown when the cursor reaches it.)
+that there are more. (The one exception is a row of the kiosk's business list that is
+not under the cursor: it ends in "…" and its full text is shown when the cursor reaches
+it. The reason list shows every reason whole, in pages of whole reasons: `pack`.)
 
 Fonts are bitmap fonts, so a line's width is the sum of its characters' advances; the
 advances are cached per font. Lines are placed by their ink: `Face.top` is the first
@@ -205,6 +206,21 @@ def paginate(lines: Sequence[str], per_page: int) -> list[tuple[str, ...]]:
     per_page = max(1, per_page)
     pages = [tuple(lines[i:i + per_page]) for i in range(0, len(lines), per_page)]
     return pages or [()]
+
+
+def pack(heights: Sequence[int], rows: int) -> tuple[range, ...]:
+    """Consecutive items, `heights[i]` rows each, in pages of `rows` rows: an item goes on
+    the page being filled while it fits there, else it starts the next one (an item of
+    `rows` rows or more has a page of its own). Always at least one page."""
+    pages: list[range] = []
+    start, used = 0, 0
+    for i, h in enumerate(heights):
+        if i > start and used + h > rows:
+            pages.append(range(start, i))
+            start, used = i, 0
+        used += h
+    pages.append(range(start, len(heights)))
+    return tuple(pages)
 
 
 def ellipsize(text: str, face: Face, width: int) -> str:

@@ -12,6 +12,7 @@ what the kiosk's screens draw the same way is in terminal/screens/parts.py.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
@@ -20,8 +21,8 @@ from PIL import Image
 from terminal.clock import CHINA
 from terminal.flow.model import TAG_ROLES, Info, Invited, Saving, State, Tagging, Thanks
 from terminal.screens.canvas import Canvas, column, overlay
-from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, ellipsize, fit,
-                                     paginate, wrap)
+from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, fit, pack, paginate,
+                                     wrap)
 from terminal.screens.parts import (QR_RATE, fault_overlay, qr_left, qr_screen, staff_text,
                                     storage_code, sync_text)
 
@@ -199,19 +200,69 @@ def _invited(c: Canvas, state: State, screen: Invited) -> None:
         y += s.pitch
 
 
+# The reason list's columns: the cursor (a solid ▶), the check box, the text. A move
+# redraws the pointer only and a tick the box only: a few bytes on the panel's bus.
+POINTER_W = 5
+BOX_X = POINTER_W + 1
+BOX_W = 9
+TEXT_X = BOX_X + BOX_W + 2
+
+
+@dataclass(frozen=True)
+class Reasons:
+    """The reason list laid out: where it starts, each reason fitted whole (wrapped over
+    the rows it needs, paged when it needs more than the list has), and the pages of
+    consecutive reasons. None of it depends on the cursor."""
+    top: int
+    fits: tuple[Fitted, ...]
+    pages: tuple[range, ...]
+
+    def page_of(self, index: int) -> int:
+        return next(p for p, page in enumerate(self.pages) if index in page)
+
+
+def _reasons(c: Canvas, screen: Tagging) -> Reasons:
+    s = c.small
+    # The heading's height, warning or not: the list stays put when the warning comes.
+    top = c.y0 + (c.huge.pitch if c.large_text else s.pitch)
+    rows = s.rows(_cap_top(c) - top)
+    fits = tuple(fit(o.text, (s,), c.w - TEXT_X, s.block(rows)) for o in screen.options)
+    return Reasons(top, fits, pack([f.rows for f in fits], rows))
+
+
+def _cap_top(c: Canvas) -> int:
+    """The top of the key caps along the bottom edge."""
+    return c.h - c.small.height
+
+
+def reason_page(state: State, size=(128, 64), mode: str = "1", fonts=None) -> int:
+    """Which page of the reason list `state` shows (the one holding the cursor); -1 when
+    it shows no reason list. For the benchmark and tests: a move that keeps the page
+    redraws only the pointer and the position."""
+    screen = state.screen
+    if state.storage_error or not isinstance(screen, Tagging) or not screen.options:
+        return -1
+    reasons = _reasons(Canvas(size, mode, fonts, state.config.large_text), screen)
+    return reasons.page_of(screen.cursor % len(screen.options))
+
+
 def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
     s, cfg = c.small, state.config
     options = screen.options
     n = len(options)
     cursor = screen.cursor % n if n else 0
+    reasons = _reasons(c, screen)
 
-    # Heading: the level pressed, what to do, where the cursor is; or the warning.
+    # Heading: the level pressed, what to do, where the cursor is; or the warning. The
+    # position keeps the room of its widest value (digits differ in width), so the
+    # heading never refits on a move.
     if screen.warn:
-        c.bar(Box(0, 0, c.w, c.y0 + s.height), "请至少选择一项", (s,), state.page)
+        c.bar(Box(0, 0, c.w, reasons.top - 1), "请至少选择一项", (s,), state.page)
     else:
-        position = f"{cursor + 1}/{n}" if n else ""
-        pw = s.width(position)
-        c.text(Box(c.w - pw, c.y0, pw, s.height), position, (s,), fill=c.ink.dim)
+        pw = max((s.width(f"{k}/{n}") for k in range(1, n + 1)), default=0)
+        if n:
+            c.text(Box(c.w - pw, c.y0, pw, s.height), f"{cursor + 1}/{n}", (s,),
+                   fill=c.ink.dim, align="right")
         label = _label(state, screen.level)
         if c.large_text:
             c.text(Box(0, c.y0, c.w - pw - 4, c.huge.height), label, (c.huge,), state.page)
@@ -221,58 +272,38 @@ def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
 
     # Key caps, one above each physical button, left to right.
     cells = min(len(cfg.order), len(TAG_ROLES))
-    cap_h = s.height
-    cap_top = c.h - cap_h
+    cap_top = _cap_top(c)
     for i in range(cells):
         x0, x1 = i * c.w // cells, (i + 1) * c.w // cells - 1
         role = TAG_ROLES[i]
-        c.box(Box(x0, cap_top, x1 - x0, cap_h), c.ink.bar)
+        c.box(Box(x0, cap_top, x1 - x0, c.h - cap_top), c.ink.bar)
         label = ROLE_TEXT[role] if s.width(ROLE_TEXT[role]) <= x1 - x0 else ROLE_SHORT[role]
         c.draw.text((x0 + (x1 - x0 - s.width(label) + 1) // 2, cap_top - s.top), label,
                     font=s.font, fill=c.ink.on_bar)
 
-    # The list: the cursor's tag in full (wrapped, paged if it must), the others on a row.
-    top = c.y0 + (c.huge.pitch if c.large_text and not screen.warn else s.pitch)
-    rows = s.rows(cap_top - top)
+    # The page holding the cursor, every reason on it whole; one too long for the whole
+    # list turns its pages with state.page (the flow starts it at 0 on every move).
     if not n:
         return
-    box_w = 9
-    text_x = box_w + 3
-    text_w = c.w - text_x
-    current = fit(options[cursor].text, (s,), text_w, s.block(rows))
-    cur_rows = len(current.page(state.page)) or 1
-    before = 1 if cursor > 0 and cur_rows + 2 <= rows else 0
-    start = cursor - before
-    used = before + cur_rows
-    end = cursor + 1
-    while end < n and used < rows:
-        end += 1
-        used += 1
-    while start > 0 and used < rows:
-        start -= 1
-        used += 1
-    y = top
-    for i in range(start, end):
-        option = options[i]
-        checked = option.code in screen.selected
+    y = reasons.top
+    for i in reasons.pages[reasons.page_of(cursor)]:
+        fitted = reasons.fits[i]
         if i == cursor:
-            block = s.block(cur_rows)
-            # one row of margin above, unless that would join the warning bar
-            band_top = y if screen.warn and y == top else y - 1
-            c.box(Box(0, band_top, c.w, y + block - band_top), c.ink.bar)
-            _check_box(c, 1, y + 1, checked, c.ink.on_bar, c.ink.bar)
-            draw_fitted(c.draw, Box(text_x, y, text_w, block), current, state.page,
-                        fill=c.ink.on_bar)
-            y += block + 1
-        else:
-            _check_box(c, 1, y + 1, checked, c.ink.fg, c.ink.bg)
-            c.draw.text((text_x, y - s.top), ellipsize(option.text, s, text_w), font=s.font,
-                        fill=c.ink.fg)
-            y += s.pitch
+            _pointer(c, y)
+        _check_box(c, BOX_X, y + 1, options[i].code in screen.selected, c.ink.fg, c.ink.bg)
+        draw_fitted(c.draw, Box(TEXT_X, y, c.w - TEXT_X, s.block(fitted.rows)), fitted,
+                    state.page, fill=c.ink.fg)
+        y += fitted.rows * s.pitch
+
+
+def _pointer(c: Canvas, y: int) -> None:
+    """▶ beside the check box of the row whose ink starts at `y`, centred on the box."""
+    mid = y + 1 + BOX_W // 2
+    c.draw.polygon([(0, mid - 4), (POINTER_W - 1, mid), (0, mid + 4)], fill=c.ink.fg)
 
 
 def _check_box(c: Canvas, x: int, y: int, checked: bool, fg, bg) -> None:
-    c.draw.rectangle((x, y, x + 8, y + 8), outline=fg, fill=bg)
+    c.draw.rectangle((x, y, x + BOX_W - 1, y + BOX_W - 1), outline=fg, fill=bg)
     if checked:
         c.draw.line([(x + 2, y + 4), (x + 3, y + 6), (x + 6, y + 2)], fill=fg, width=1)
         c.draw.line([(x + 2, y + 5), (x + 3, y + 7), (x + 7, y + 2)], fill=fg, width=1)

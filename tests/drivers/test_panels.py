@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from config.settings import DisplaySettings
 from drivers.display import open_display
-from drivers.panels import windows
+from drivers.panels import bands, changed_runs, windows
 from tests.panelkit import RecordingSerial, SH1106RAM, SSD1306RAM, SSD1322RAM, grey4
 
 PANELS = {"ssd1306": ((128, 64), SSD1306RAM), "sh1106": ((128, 64), SH1106RAM),
@@ -73,6 +73,34 @@ def test_a_small_change_sends_a_few_bytes_and_a_new_screen_the_whole_frame(drive
     sent = bus.take()
     assert sum(len(v) for k, v in sent if k == "data") == 2 * 6
     assert len(sent) <= 4  # one window (commands + data) per page at most
+
+
+@pytest.mark.parametrize("driver", ["ssd1306", "sh1106"])
+def test_changes_at_both_ends_of_a_page_are_sent_apart(driver):
+    """A cursor move: the pointer at the left edge, the position at the right one."""
+    display, bus, model = panel(driver)
+    first = Image.new("1", (128, 64))
+    display.show(first)
+    bus.take()
+    moved = first.copy()
+    draw = ImageDraw.Draw(moved)
+    draw.rectangle((0, 2, 4, 5), fill=255)       # page 0, columns 0-4
+    draw.rectangle((110, 0, 116, 12), fill=255)  # pages 0 and 1, columns 110-116
+    display.show(moved)
+    sent = bus.take()
+    assert sum(len(v) for k, v in sent if k == "data") == 5 + 2 * 7
+    model.feed(sent)
+    assert glass(model, 0).tobytes() == on_glass(display, moved).tobytes()
+
+
+def test_runs_of_a_page_join_across_short_gaps_and_bands_across_pages():
+    old, new = bytes(128), bytearray(128)
+    for column in (0, 1, 2, 5, 6, 100, 101):
+        new[column] = 0xFF
+    assert changed_runs(old, bytes(new), 8) == [(0, 6), (100, 101)]
+    assert changed_runs(old, old, 8) == [] and changed_runs(None, old, 8) == [(0, 127)]
+    assert bands([[(0, 6), (100, 101)], [], [(3, 20)], [(120, 127)]], 8) == [
+        (0, 20), (100, 101), (120, 127)]
 
 
 def test_pages_far_apart_get_a_window_each_and_neighbours_share_one():

@@ -13,7 +13,8 @@ from terminal import flow
 from terminal.screens import render
 from terminal.screens.gallery import STAFF, _Run, default_config
 from terminal.screens.layout import (BAR, Box, clean, draw_fitted, ellipsize, face, fit,
-                                     paginate, wrap)
+                                     pack, paginate, wrap)
+from terminal.screens.window import TEXT_X
 
 try:
     FONTS = find_fonts()
@@ -146,6 +147,24 @@ def test_pages_hold_the_whole_text_in_order(text, width, rows, large):
             assert f.width(line) <= limit or len(line) == 1
 
 
+@settings(max_examples=200, deadline=None)
+@given(heights=st.lists(st.integers(1, 4), max_size=12), rows=st.integers(1, 3))
+def test_pack_puts_whole_items_on_pages_in_order(heights, rows):
+    pages = pack(heights, rows)
+    assert [i for page in pages for i in page] == list(range(len(heights)))
+    assert all(pages) or pages == (range(0, 0),)
+    for page in pages:
+        assert len(page) == 1 or sum(heights[i] for i in page) <= rows
+    for before, page in zip(pages, pages[1:]):   # a page starts only when the item would not fit
+        assert sum(heights[i] for i in before) + heights[page[0]] > rows
+
+
+def test_pack_fills_a_page_then_starts_the_next():
+    assert pack([1, 1, 1, 2, 2, 2, 1, 1], 3) == (range(0, 3), range(3, 4), range(4, 5),
+                                                 range(5, 7), range(7, 8))
+    assert pack([5, 1], 3) == (range(0, 1), range(1, 2))
+
+
 def _tag_state(item_name: str, tag_texts: list, cursor_moves: int, level: int):
     tags = tuple(Tag(f"t{i}", t) for i, t in enumerate(tag_texts))
     cfg = replace(default_config(), tags=TagList("x", {1: tags, 2: tags}))
@@ -170,7 +189,7 @@ def test_render_never_raises_for_any_item_or_tag(item, tags, moves, level, page)
 
 
 @settings(max_examples=200, deadline=None)
-@given(tag=TEXTS, width=st.sampled_from([116, 244]), rows=st.integers(1, 3))
-def test_a_highlighted_tag_is_readable_whole_across_pages(tag, width, rows):
+@given(tag=TEXTS, width=st.sampled_from([128 - TEXT_X, 256 - TEXT_X]), rows=st.integers(1, 3))
+def test_a_reason_is_readable_whole_across_pages(tag, width, rows):
     fitted = fit(tag, (SMALL,), width, SMALL.block(rows))
     assert joined(fitted.pages) == visible(tag)

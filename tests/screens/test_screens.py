@@ -219,3 +219,68 @@ def test_gallery_command_writes_every_screen_scaled(tmp_path, capsys):
     with Image.open(tmp_path / file_name("idle", (128, 64), "1")) as image:
         assert image.size == (256, 128)
     assert len(gallery_frames((256, 64), "L", FONTS)) == len(FRAME_NAMES)
+
+
+# --- the reason list: a move redraws the pointer, a tick the box ------------------------------
+
+LONG_REASON = "在线预约办理后到实体大厅重复取号排队且窗口要求重新提交全部纸质材料并多次往返"
+REASON_FORMATS = [((128, 64), "1", False), ((256, 64), "L", False), ((128, 64), "1", True),
+                  ((256, 64), "L", True)]
+
+
+def _reason_run(large: bool) -> _Run:
+    """The built-in level-2 reasons with one longer than the whole list among them."""
+    from config.tags import Tag, TagList, builtin
+    tags = builtin()
+    two = tags.for_level(2)
+    tags = TagList(tags.version, {**tags.levels, 2: two[:3] + (Tag("299", LONG_REASON),) + two[3:]})
+    return _Run(replace(default_config(), tags=tags, large_text=large)).send(
+        SignIn(STAFF), Invite("v", (Business("1", "事项"),)), flow.Press(2))
+
+
+def _changed(a: Image.Image, b: Image.Image, allowed=()) -> Image.Image:
+    """Where `a` and `b` differ, with the `allowed` rectangles blanked out."""
+    diff = ImageChops.difference(a, b)
+    draw = ImageDraw.Draw(diff)
+    for box in allowed:
+        draw.rectangle(box, fill=0)
+    return diff
+
+
+@pytest.mark.parametrize("size,mode,large", REASON_FORMATS)
+def test_a_move_inside_a_page_redraws_only_the_pointer_and_the_position(size, mode, large):
+    from terminal.screens.canvas import Canvas
+    from terminal.screens.window import POINTER_W, reason_page
+    run = _reason_run(large)
+    n = len(run.state.screen.options)
+    c = Canvas(size, mode, FONTS)
+    counter_w = max(c.small.width(f"{k}/{n}") for k in range(1, n + 1))
+    pointer = (0, 0, POINTER_W - 1, size[1] - 1)
+    counter = (size[0] - counter_w, 0, size[0] - 1, c.y0 + c.small.height)
+    inside = 0
+    for key in ["down"] * n + ["up"] * n:   # through the list, round the end, and back
+        before = run.state
+        after = run.role(key).state
+        if reason_page(before, size, mode, FONTS) != reason_page(after, size, mode, FONTS):
+            continue
+        inside += 1
+        old, new = render(before, size, mode, FONTS), render(after, size, mode, FONTS)
+        assert _changed(old, new, [pointer, counter]).getbbox() is None, (key, after.screen.cursor)
+        assert _changed(old, new, [counter]).getbbox() is not None   # the pointer did move
+    assert inside >= n // 2
+
+
+@pytest.mark.parametrize("size,mode,large", REASON_FORMATS)
+def test_a_tick_redraws_only_its_check_box(size, mode, large):
+    from terminal.screens.window import BOX_W, BOX_X
+    run = _reason_run(large)
+    for _ in run.state.screen.options:
+        before = run.state
+        after = run.role("toggle").state
+        new = render(after, size, mode, FONTS)
+        box = _changed(render(before, size, mode, FONTS), new).getbbox()
+        assert box is not None
+        left, top, right, bottom = box
+        assert BOX_X <= left and right <= BOX_X + BOX_W and bottom - top <= BOX_W
+        assert all(new.getpixel((0, y)) for y in range(top, bottom))   # beside the pointer
+        run.role("down")
