@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
-LEVELS = (1, 2, 3, 4, 5)
+from config import levels
+
+LEVELS = tuple(sorted(levels.LEVELS))
 
 _HELP = {
     "pingjia_queue_depth": ("gauge", "Records stored on the device and not yet delivered."),

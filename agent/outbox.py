@@ -73,11 +73,11 @@ class Outbox:
 
     # --- upload ----------------------------------------------------------------
 
-    def adopt(self) -> int:
-        """Give the records the terminal stored since the last call their delivery rows
-        (it writes none itself: fewer pages per rating); how many. The write lock is
-        taken only when there are some."""
-        rows = sync_state.tail_rows(self.conn)
+    def adopt(self, limit: int, upto: Optional[int] = None) -> int:
+        """Give the oldest `limit` records the terminal stored since the last call (up to
+        seq `upto`) their delivery rows: the terminal writes none itself (fewer pages per
+        rating). How many; the write lock is taken only when there are some."""
+        rows = sync_state.tail_rows(self.conn, limit, upto)
         if not rows:
             return 0
         with self._write() as conn:
@@ -85,14 +85,14 @@ class Outbox:
 
     def next_batch(self, limit: int) -> list[Row]:
         """The oldest pending records (from the partial index on pending delivery rows)."""
-        self.adopt()
+        self.adopt(limit)
         return [Row(*r) for r in sync_state.pending_rows(self.conn, limit)]
 
     def next_raw_batch(self, limit: int, head: str, tail: str) -> tuple[list[Key], bytes]:
         """The oldest pending records as keys, and a body: their stored JSON joined with
         commas between `head` and `tail`, made by SQLite as one bytes object instead of a
         Python object per record. One read transaction: keys and body hold the same records."""
-        self.adopt()
+        self.adopt(limit)
         with store.read_transaction(self.conn):
             keys = [Key(*r) for r in sync_state.pending_keys(self.conn, limit)]
             body = sync_state.pending_body(self.conn, limit, head, tail) if keys else b""
@@ -101,14 +101,16 @@ class Outbox:
     def mark(self, outcomes: Iterable[tuple[int, str, Optional[str]]], tries: int, at: str) -> None:
         """Record the central system's answer for a batch, in one transaction."""
         outcomes = list(outcomes)
-        self.adopt()  # (an answer for a record of the tail: its row first)
+        if outcomes:  # (an answer for a record of the tail: its row first)
+            upto = max(seq for seq, _, _ in outcomes)
+            self.adopt(upto, upto)
         with self._write() as conn:
             sync_state.mark(conn, outcomes, tries, at)
 
     def pending_keys(self, limit: int) -> list[Key]:
         """The oldest pending rows' keys, read from the delivery table first (when the
         records' pages cannot be read, the keys still say which rows to look at)."""
-        self.adopt()
+        self.adopt(limit)
         keys = []
         for seq in sync_state.pending_seqs(self.conn, limit):
             try:
@@ -125,7 +127,10 @@ class Outbox:
     def park(self, rows: Iterable[tuple[int, str]], at: str) -> None:
         """Set rows aside that cannot be sent as they are (unreadable, not matching their
         hash): status `parked` with the reason; the rows behind them go on."""
-        self.adopt()
+        rows = list(rows)
+        if rows:
+            upto = max(seq for seq, _ in rows)
+            self.adopt(upto, upto)
         with self._write() as conn:
             sync_state.park(conn, rows, at)
 

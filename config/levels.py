@@ -8,4 +8,6 @@ level, and the Zhejiang profile's text for its `satisfaction` values (docs/profi
 from __future__ import annotations
 
 LEVELS = (5, 4, 3, 2, 1)
+# the levels that ask for reasons (差评: the person chooses what went wrong)
+BAD = (2, 1)
 NAMES = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}

@@ -66,7 +66,8 @@ case "$cmd" in
     setup "${TEST_APT_PACKAGES[@]}"
     exec "$VENV/bin/python" -m pytest "$@" ;;
   bench)
-    setup
+    # (the browser and sound benchmarks need chromium and aplay, as their tests do)
+    setup "${TEST_APT_PACKAGES[@]}"
     exec "$VENV/bin/python" tests/bench/run.py "$@" ;;
   *)
     sed -n '2,12p' "$0" >&2

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 from typing import Any, Callable, Mapping, Optional
 
+from config import levels
 from config import settings as schema
 from config import tags as tag_lists
 from config.errors import ConfigError, Problem
@@ -29,7 +30,7 @@ SOURCE = "central config"
 # [timeouts] setting → (FlowConfig field, the central API's name for it)
 TIMEOUTS = {"invite_s": ("invite_ms", "invite_timeout_s"), "tags_s": ("tags_ms", "tags_timeout_s"),
             "thanks_s": ("thanks_ms", "thanks_timeout_s")}
-LEVEL_KEYS = ("1", "2", "3", "4", "5")
+LEVEL_KEYS = tuple(str(level) for level in sorted(levels.LEVELS))
 
 
 def validate(body: Any) -> dict:

@@ -9,7 +9,7 @@ The request goes through the agent's central client (`terminal.central_client.Ce
 signature (terminal/signing.py, device id, secret, hash algorithm), TLS settings and
 clock-skew correction as the agent's uploads.
 
-Privacy (domain/rules.md): the ID number is in memory only while its request runs. It is
+Privacy (docs/idcard-protocol.md §9): the ID number is in memory only while its request runs. It is
 never logged, not even in an error (requests' messages name the URL, not the body); the
 request and its body are dropped as soon as the answer is in.
 """

@@ -13,6 +13,8 @@ import time
 import uuid
 from typing import Callable, Iterable, Mapping
 
+from config import levels
+
 ZERO_HASH = "0" * 64
 HASH_ALGS = ("sha256", "sm3")
 
@@ -30,7 +32,7 @@ CHAIN_FIELDS = ("record_id", "device_id", "chain_id", "seq", "prev_hash", "hash"
 CONTENT_FIELDS = tuple(f for f in FIELDS if f not in CHAIN_FIELDS and f != "boot_id")
 
 SCORES = {5: 10, 4: 8, 3: 6, 2: 3, 1: 0}
-BAD_LEVELS = (1, 2)
+BAD_LEVELS = levels.BAD
 UNRATED_REASONS = ("timeout", "superseded", "cancelled", "interrupted")
 
 

@@ -1,4 +1,4 @@
-"""Request signatures of the central API (contracts/apis.md §2).
+"""Request signatures of the central API (agent/central-openapi.json, docs/sync.md).
 
 The agent signs, the reference receiver verifies; both use this module so the two
 sides cannot drift. The signed string is

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from terminal import records as rec
 from terminal import sync_state
-from terminal.store_schema import (BOOL_COLUMNS, MIGRATIONS, SCHEMA_REPAIR_KEY, SCHEMA_VERSION,
+from terminal.store_schema import (COLUMNS, MIGRATIONS, REBUILDS, SCHEMA_REPAIR_KEY, SCHEMA_VERSION,
                                     missing_parts, schema_version)
 
 # Plain sqlite3 only: the terminal service and the sync agent both use this module, and
@@ -38,17 +38,18 @@ log = logging.getLogger("pingjia.terminal")
 DB_NAME = "pingjia.db"
 BUSY_TIMEOUT_MS = 10_000
 # SD cards wear by the bytes written. A commit writes each page it touches into the WAL
-# whole (a rating touches about seven: the row and its overflow page, two indexes, the
-# open visit, the header), so small pages write less per rating: 1 KiB instead of
-# SQLite's 4 KiB. Only a
-# new database takes it; an older one keeps its page size until it is rebuilt.
-PAGE_SIZE = 1024
-# The WAL is checkpointed into the database every this many pages: 4 MiB of 1 KiB
+# whole (a rating touches about ten: the row's leaf and overflow pages, three indexes,
+# the header; an invitation the open visit), so small pages write less per rating:
+# SQLite's smallest, 512 bytes, instead of its 4 KiB (make bench: 14 KiB per rating at
+# 512, 16 at 1 KiB). Only a new database takes it; an older one keeps its page size
+# until it is rebuilt.
+PAGE_SIZE = 512
+# The WAL is checkpointed into the database every this many pages: 4 MiB of 512-byte
 # pages, what SQLite's default (1000 pages) is at 4 KiB. A checkpoint runs inside the
 # commit that crosses the mark (a rating then takes a few ms more), and it copies each
 # page once however often it changed, so fewer checkpoints also write less. After one,
 # the WAL file is cut back to JOURNAL_SIZE_LIMIT.
-WAL_AUTOCHECKPOINT_PAGES = 4000
+WAL_AUTOCHECKPOINT_PAGES = 8000
 JOURNAL_SIZE_LIMIT = 4 << 20
 CACHE_KIB = 512  # page cache per connection (SQLite's default: 2000 KiB)
 
@@ -139,11 +140,25 @@ def migrate(db) -> int:
         raise StorageError(f"database schema {version} is newer than this software "
                            f"({SCHEMA_VERSION}); install the newer version")
     for target in range(version + 1, SCHEMA_VERSION + 1):
-        with write_transaction(db.conn):
-            if schema_version(db) >= target:  # the other process migrated meanwhile
-                continue
-            MIGRATIONS[target](db)
-            db.execute(f"PRAGMA user_version = {target}")
+        # A migration that makes a table anew does it as SQLite documents: foreign keys
+        # off around the transaction (the pragma does nothing inside one), checked at
+        # its end, and set back as they were.
+        rebuilds = target in REBUILDS
+        keys_were = db.execute("PRAGMA foreign_keys").fetchone()[0]
+        if rebuilds:
+            db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with write_transaction(db.conn):
+                if schema_version(db) >= target:  # the other process migrated meanwhile
+                    continue
+                MIGRATIONS[target](db)
+                if rebuilds and db.execute("PRAGMA foreign_key_check").fetchone():
+                    raise StorageError(f"schema {target}: rows point at records that are "
+                                       f"not there any more")
+                db.execute(f"PRAGMA user_version = {target}")
+        finally:
+            if rebuilds:
+                db.execute(f"PRAGMA foreign_keys = {'ON' if keys_were else 'OFF'}")
     return SCHEMA_VERSION
 
 
@@ -310,14 +325,15 @@ class Store(Reader):
     def _commit_locked(self, drafts, opened):
         with write_transaction(self.db.conn) as conn:
             sealed = self._seal_locked(conn, drafts) if drafts else []
-            ended = sorted({d["visit_id"] for d in drafts})
-            if ended:
-                conn.execute("DELETE FROM open_visits WHERE visit_id IN "
-                             "(SELECT value FROM json_each(?))", [json.dumps(ended)])
+            # The rows of visits that ended stay until the next visit opens: a visit with
+            # records is closed for good (the flow never reopens one), so such a row is
+            # ignored (OPEN_ROWS), and the rating's commit writes one page less.
             if opened:
                 kept = [dict(d, boot_id=d.get("boot_id") or self.boot_id) for d in opened]
                 # (one row per visit: the table has no key, so the old row goes first)
-                conn.execute("DELETE FROM open_visits WHERE visit_id = ?", [kept[0]["visit_id"]])
+                conn.execute("DELETE FROM open_visits WHERE visit_id = ? OR EXISTS (SELECT 1 "
+                             "FROM records r WHERE r.visit_id = open_visits.visit_id)",
+                             [kept[0]["visit_id"]])
                 conn.execute("INSERT INTO open_visits (visit_id, opened_at, drafts) "
                              "VALUES (?, ?, ?)", [kept[0]["visit_id"], kept[0]["invited_at"],
                                                   json.dumps(kept, ensure_ascii=False)])
@@ -345,7 +361,7 @@ class Store(Reader):
         """The records of visits left open by a crash, a power cut or a stop (reason
         `interrupted`), oldest visit first; `commit` of them ends those visits."""
         try:
-            rows = self.db.execute("SELECT drafts FROM open_visits ORDER BY rowid").fetchall()
+            rows = self.db.execute(f"SELECT drafts {OPEN_ROWS} ORDER BY rowid").fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot read the open visits: {exc}") from exc
         out = []
@@ -357,7 +373,7 @@ class Store(Reader):
         return out
 
     def open_visit_ids(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT visit_id FROM open_visits")]
+        return [r[0] for r in self.db.execute(f"SELECT visit_id {OPEN_ROWS}")]
 
     def probe(self) -> None:
         """A small write, committed: does the store take writes now? StorageError if not."""
@@ -375,26 +391,28 @@ class Store(Reader):
         return rec.verify_chain(self.records(), self._secret, self.hash_alg)
 
 
-_COLUMNS = rec.FIELDS + ("json",)
-_INSERT_RECORD = (f"INSERT INTO records ({', '.join(_COLUMNS)}) "
-                  f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+# the open visits that have not ended: a visit with records has (see Store._commit_locked)
+OPEN_ROWS = ("FROM open_visits o WHERE NOT EXISTS "
+             "(SELECT 1 FROM records r WHERE r.visit_id = o.visit_id)")
+_INSERT_RECORD = (f"INSERT INTO records (seq, {', '.join(COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in ('seq',) + COLUMNS)})")
 
 
 def insert_record(conn, record: Mapping) -> None:
-    """Store a sealed record as it is: its columns and its JSON, exactly what was hashed
-    and signed (no delivery row: the agent adopts it later, sync_state.adopt; a salvage
+    """Store a sealed record as it is: its JSON, exactly what was hashed and signed, with
+    the columns queries use (store_schema.COLUMNS; no delivery row: the agent adopts it later, sync_state.adopt; a salvage
     copies the old one)."""
     conn.execute(_INSERT_RECORD, _record_row(record))
 
 
 def _record_row(record: Mapping) -> list:
-    row = []
-    for name in rec.FIELDS:
-        value = record[name]
-        if name == "tags":
-            value = json.dumps(value, ensure_ascii=False)
-        elif name in BOOL_COLUMNS:
-            value = int(bool(value))
-        row.append(value)
-    row.append(json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+    row = [record["seq"]]
+    for name in COLUMNS:
+        if name == "json":
+            row.append(json.dumps(record, ensure_ascii=False, sort_keys=True,
+                                  separators=(",", ":")))
+        elif name == "clock_synced":
+            row.append(int(bool(record[name])))
+        else:
+            row.append(record[name])
     return row

@@ -38,9 +38,7 @@ def _create_v1(db) -> None:
                '   "error" TEXT,\n   "updated_at" TEXT\n)')
     db.execute("CREATE INDEX delivery_pending ON delivery(seq) WHERE status = 'pending'")
     db.execute('CREATE TABLE "meta" (\n   "key" TEXT PRIMARY KEY,\n   "value" TEXT\n)')
-    for op in ("UPDATE", "DELETE"):
-        db.execute(f"CREATE TRIGGER records_no_{op.lower()} BEFORE {op} ON records "
-                   f"BEGIN SELECT RAISE(ABORT, 'records are append-only'); END")
+    _append_only(db)
 
 
 # parked: the agent found the stored row unreadable or not matching its own hash (a
@@ -97,10 +95,32 @@ def _small_open_visits_v4(db) -> None:
     db.execute("ALTER TABLE open_visits_v4 RENAME TO open_visits")
 
 
+# The records' columns from schema 5 on: the JSON as signed, and beside it only what a
+# query looks up or counts, small ones first: they fit in the part of the row kept in
+# its b-tree page (the JSON goes on to an overflow page), so the tail, the counts and
+# the lookups read no overflow page.
+COLUMNS = ("kind", "level", "clock_synced", "visit_id", "project_no", "boot_id", "record_id",
+           "hash", "json")
+_RECORDS_V5 = ('CREATE TABLE "records" (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, '
+               'level INTEGER, clock_synced INTEGER NOT NULL, visit_id TEXT, project_no TEXT, '
+               'boot_id TEXT NOT NULL, record_id TEXT NOT NULL, hash TEXT NOT NULL, '
+               'json TEXT NOT NULL)')
+
+
+def _append_only(db) -> None:
+    for op in ("UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER records_no_{op.lower()} BEFORE {op} ON records "
+                   f"BEGIN SELECT RAISE(ABORT, 'records are append-only'); END")
+
+
 def _light_commit_v5(db) -> None:
     """Fewer pages written per rating (SD cards wear by the bytes written; each page a
-    commit touches is written whole into the WAL):
+    commit touches is written whole into the WAL, and the commit's fsync writes each
+    4 KiB block it reaches):
 
+    - The record once: its JSON as signed, with only the columns queries use (COLUMNS);
+      a row of half the size, so a b-tree page holds several and the table's root is
+      rarely written. The other fields are read from the JSON where a listing needs them.
     - A record's delivery row is made by the agent, not in the rating's commit: records
       after the last delivery row are pending (sync_state.TAIL), and the agent adopts
       them into the table, many at once, before it sends them (sync_state.adopt).
@@ -108,15 +128,34 @@ def _light_commit_v5(db) -> None:
       of small rows instead of keeping an index of the records for it.
     - No index on record_id: ids are random UUIDs made by the store (unique by
       construction), and only the technician's `pingjia outbox show ID` looks one up.
+    - The index of records made with an unsynchronised clock keys on the first 8
+      characters of the boot id (random hex: two boots sharing them is a 1 in 4 billion
+      chance, and the queries compare the whole id as well): small entries, few page splits.
+
+    A store of an older schema is copied into the new table once, in this transaction.
     """
-    db.execute("DROP INDEX IF EXISTS idx_records_record_id")
-    db.execute("DROP INDEX IF EXISTS records_kind_level")
+    db.execute(_RECORDS_V5.replace('"records"', '"records_v5"'))
+    db.execute(f"INSERT INTO records_v5 (seq, {', '.join(COLUMNS)}) "
+               f"SELECT seq, {', '.join(COLUMNS)} FROM records ORDER BY seq")
+    db.execute("DROP TABLE records")  # (its indexes and triggers with it)
+    db.execute("ALTER TABLE records_v5 RENAME TO records")
+    for name in ("visit_id", "project_no"):
+        db.execute(f'CREATE INDEX "idx_records_{name}" ON "records" ("{name}")')
+    db.execute(f"CREATE INDEX records_unsynced ON records({UNSYNCED_KEY}, seq) "
+               f"WHERE clock_synced = 0")
+    _append_only(db)
     db.execute("ALTER TABLE delivery ADD COLUMN kind TEXT")
     db.execute("ALTER TABLE delivery ADD COLUMN level INTEGER")
     db.execute("UPDATE delivery SET (kind, level) = "
                "(SELECT r.kind, r.level FROM records r WHERE r.seq = delivery.seq)")
 
 
+# the key of records_unsynced (a query that should use the index says the same)
+UNSYNCED_KEY = "substr(boot_id, 1, 8)"
+
+
+# the migrations that make a table anew (store.migrate turns foreign keys off around them)
+REBUILDS = frozenset({5})
 MIGRATIONS: dict[int, Callable[[Any], None]] = {
     1: _create_v1, 2: _sync_v2, 3: _open_visits_v3, 4: _small_open_visits_v4,
     5: _light_commit_v5}

@@ -14,7 +14,7 @@ import json
 import sqlite3
 from typing import Iterable, Iterator, Optional, Sequence
 
-from terminal.store_schema import DELIVERY_STATUSES
+from terminal.store_schema import DELIVERY_STATUSES, UNSYNCED_KEY
 
 # The records after the last delivery row have no row yet: a rating's commit writes
 # none (fewer pages per rating, terminal/store_schema.py v5). They are pending, and the
@@ -24,22 +24,36 @@ from terminal.store_schema import DELIVERY_STATUSES
 # whole tail at once (here and in a salvage).
 LAST_ROW = "(SELECT coalesce(max(seq), 0) FROM delivery)"
 TAIL = f"FROM records WHERE seq > {LAST_ROW}"
+# records made in the boot given twice as parameters, by the key of records_unsynced
+_THIS_BOOT = f"{UNSYNCED_KEY.replace('boot_id', 'r.boot_id')} = substr(?, 1, 8) AND r.boot_id = ?"
+
+
+def _field(table: str, name: str) -> str:
+    """A record field kept only in its JSON (store_schema.COLUMNS has the others); NULL
+    where the stored JSON is damaged (a parked row is still listed)."""
+    column = f"{table}.json" if table else "json"
+    return f"CASE WHEN json_valid({column}) THEN json_extract({column}, '$.{name}') END"
+
+
 _PENDING_COUNT = (f"SELECT (SELECT count(*) FROM delivery WHERE status = 'pending') + "
                   f"(SELECT count(*) {TAIL})")
 _PENDING = ("FROM delivery d JOIN records r ON r.seq = d.seq WHERE d.status = 'pending' "
             "ORDER BY d.seq")
 
 
-def tail_rows(db) -> list[tuple]:
-    """(seq, kind, level) of every record of the tail, oldest first. A record whose row
-    cannot be read whole (a damaged page) comes without kind and level: the upload then
-    finds it unreadable and parks it. Read outside the write transaction of `adopt`: a
-    read that meets a damaged page leaves the transaction it ran in unable to write."""
+def tail_rows(db, limit: int, upto: Optional[int] = None) -> list[tuple]:
+    """(seq, kind, level) of the oldest `limit` records of the tail (-1: all, as SQLite's
+    LIMIT), those up to seq `upto` if given. A record whose row cannot be read whole (a damaged page) comes
+    without kind and level: the upload then finds it unreadable and parks it. Read
+    outside the write transaction of `adopt`: a read that meets a damaged page leaves
+    the transaction it ran in unable to write."""
+    where = f"{TAIL} AND seq <= ?" if upto is not None else TAIL
+    args = ([upto] if upto is not None else []) + [limit]
     try:
-        return db.execute(f"SELECT seq, kind, level {TAIL} ORDER BY seq").fetchall()
+        return db.execute(f"SELECT seq, kind, level {where} ORDER BY seq LIMIT ?", args).fetchall()
     except sqlite3.DatabaseError:
-        return [(seq, *_kind_level(db, seq))
-                for (seq,) in db.execute(f"SELECT seq {TAIL} ORDER BY seq").fetchall()]
+        return [(seq, *_kind_level(db, seq)) for (seq,) in db.execute(  # the keys alone
+            f"SELECT seq {where} ORDER BY seq LIMIT ?", args).fetchall()]
 
 
 def _kind_level(db, seq: int) -> tuple:
@@ -64,13 +78,14 @@ def adopt(db, rows: Sequence[tuple]) -> int:
 def sync_view(db) -> dict:
     """The sync state for GET /v1/status (names as the local API documents them)."""
     # (pending rows all come before the tail)
-    oldest = (db.execute(f"SELECT coalesce(r.rated_at, r.invited_at) {_PENDING} LIMIT 1").fetchone()
-              or db.execute(f"SELECT coalesce(rated_at, invited_at) {TAIL} ORDER BY seq "
-                            f"LIMIT 1").fetchone())
+    oldest = (db.execute(f"SELECT {_field('r', 'rated_at')}, {_field('r', 'invited_at')} "
+                         f"{_PENDING} LIMIT 1").fetchone()
+              or db.execute(f"SELECT {_field('', 'rated_at')}, {_field('', 'invited_at')} {TAIL} "
+                            f"ORDER BY seq LIMIT 1").fetchone())
     last = db.execute("SELECT value FROM meta WHERE key = 'last_upload_at'").fetchone()
     return {
         "queue_depth": pending_count(db),
-        "oldest_unsent_at": oldest[0] if oldest else None,
+        "oldest_unsent_at": (oldest[0] or oldest[1]) if oldest else None,
         "rejected": db.execute("SELECT count(*) FROM delivery WHERE status = 'rejected'").fetchone()[0],
         "parked": _count_parked(db),
         "last_upload_at": last[0] if last else None,
@@ -194,8 +209,9 @@ def requeue_rejected(db, at: str) -> list[int]:
 
 ROW_KEYS = ("seq", "record_id", "kind", "level", "unrated_reason", "project_no", "task_name",
             "invited_at", "rated_at", "status", "attempts", "error", "updated_at")
-_ROWS = ("SELECT r.seq, r.record_id, r.kind, r.level, r.unrated_reason, r.project_no, "
-         "r.task_name, r.invited_at, r.rated_at, coalesce(d.status, 'pending'), "
+_ROWS = (f"SELECT r.seq, r.record_id, r.kind, r.level, {_field('r', 'unrated_reason')}, "
+         f"r.project_no, {_field('r', 'task_name')}, {_field('r', 'invited_at')}, "
+         f"{_field('r', 'rated_at')}, coalesce(d.status, 'pending'), "
          "coalesce(d.attempts, 0), d.error, d.updated_at "
          "FROM records r LEFT JOIN delivery d ON d.seq = r.seq")
 
@@ -235,17 +251,20 @@ def correction_candidates(db, boot_id: str, limit: int) -> list[tuple]:
     """(seq, record_id, kind, invited_at, rated_at, mono_ms) of this boot's delivered
     records made with an unsynchronised clock and not corrected yet."""
     return db.execute(
-        "SELECT r.seq, r.record_id, r.kind, r.invited_at, r.rated_at, r.mono_ms "
-        "FROM records r JOIN delivery d ON d.seq = r.seq "
-        "LEFT JOIN corrections c ON c.seq = r.seq "
-        "WHERE r.clock_synced = 0 AND r.boot_id = ? AND d.status = 'delivered' "
-        "AND c.seq IS NULL ORDER BY r.seq LIMIT ?", [boot_id, limit]).fetchall()
+        f"SELECT r.seq, r.record_id, r.kind, {_field('r', 'invited_at')}, "
+        f"{_field('r', 'rated_at')}, {_field('r', 'mono_ms')} "
+        f"FROM records r JOIN delivery d ON d.seq = r.seq "
+        f"LEFT JOIN corrections c ON c.seq = r.seq "
+        f"WHERE r.clock_synced = 0 AND {_THIS_BOOT} AND d.status = 'delivered' "
+        f"AND c.seq IS NULL ORDER BY r.seq LIMIT ?", [boot_id, boot_id, limit]).fetchall()
 
 
 def uncorrectable(db, boot_id: str) -> int:
     """Records made with an unsynchronised clock in another boot than `boot_id`."""
-    return db.execute("SELECT count(*) FROM records WHERE clock_synced = 0 AND boot_id != ?",
-                      [boot_id]).fetchone()[0]
+    # (all of them, less this boot's: both counts from the index)
+    return db.execute(f"SELECT (SELECT count(*) FROM records WHERE clock_synced = 0) - "
+                      f"(SELECT count(*) FROM records r WHERE r.clock_synced = 0 AND {_THIS_BOOT})",
+                      [boot_id, boot_id]).fetchone()[0]
 
 
 def mark_corrections(db, rows: Iterable[tuple], at: str) -> None:

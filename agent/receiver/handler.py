@@ -1,4 +1,4 @@
-"""The reference receiver's request handling: the central API (contracts/apis.md §2) read
+"""The reference receiver's request handling: the central API (agent/central-openapi.json) read
 and answered by the shared JSON-over-HTTP handler (terminal/http.py: body limits, JSON
 errors, slow-client deadlines), routed by the central API document
 `agent/central-openapi.json` (terminal/routes.py). Every request but enrol must be signed

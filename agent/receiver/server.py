@@ -1,4 +1,4 @@
-"""The reference receiver: the central API (contracts/apis.md §2) on loopback, its life
+"""The reference receiver: the central API (agent/central-openapi.json) on loopback, its life
 cycle, its devices and counts, and what each call does.
 
 A development, test, demo and pilot peer for the agent and the kiosk, not the production

@@ -107,7 +107,7 @@ def list_command(args) -> int:
             what = r["level"] if r["kind"] == "rating" else "-"
             tail = r["project_no"] + (f"  [{r['error']}]" if r["error"] else "")
             lines.append(f"{r['seq']:>6} {r['status']:<9} {r['kind']:<7} {what!s:>3} "
-                         f"{(r['rated_at'] or r['invited_at']):<25} {tail}")
+                         f"{(r['rated_at'] or r['invited_at'] or '(JSON unreadable)'):<25} {tail}")
         lines.append("totals: " + ", ".join(f"{n} {s}" for s, n in totals.items()))
         local.emit(args, {"database": str(path), "records": rows, "totals": totals},
                    "\n".join(lines) if rows else "no records match\n" + lines[-1])

@@ -33,8 +33,8 @@ CARD_TYPE_LABELS: Dict[str, str] = {
     FOREIGN_2023: "外国人永久居留身份证(2023)",
 }
 
-# Certificate type codes for the central lookup (contracts/apis.md POST /v1/lookup).
-# "111" = 居民身份证 is used by every 好差评 interface on record (domain/interface.md).
+# Certificate type codes for the central lookup (POST /v1/lookup, agent/central-openapi.json).
+# "111" = 居民身份证 is used by every 好差评 interface on record (docs/profiles.md).
 # The others are NOT confirmed by any source we hold:
 # - "553" is 外国人永久居留证 in the GA/T 2000.156 style certificate code list as we
 #   remember it; we assume both card versions share it. Medium confidence.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from config import levels
 from terminal.clock import Now
 from terminal.flow import drafts, links, testing
 from terminal.flow.moves import error, go, reply
@@ -27,7 +28,7 @@ from terminal.flow.model import (
     Saving, SetWindow, Shutdown, SignIn, SignOut, Sound, State, StoreFailed, Stored, Tagging,
     Testing, Thanks, Tick, Visit)
 
-BAD_LEVELS = (1, 2)
+BAD_LEVELS = levels.BAD
 
 
 def initial(config, now: Now) -> State:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from agent.receiver import Faults, Receiver
+from terminal import sync_state
 from terminal.wake import notify, wake_path
 from terminal.store import DB_NAME, Reader
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,
@@ -107,7 +108,7 @@ def chaos(tmp_path: Path, *, total: int, backlog: int, batch: int, kills: int, p
 
 def _pending(device: Path) -> int:
     with sqlite3.connect(device / DB_NAME, timeout=10) as conn:
-        return conn.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]
+        return sync_state.pending_count(conn)  # (the tail included)
 
 
 def _injected(stats: dict) -> dict:

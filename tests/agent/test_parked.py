@@ -93,7 +93,7 @@ def test_a_row_on_a_damaged_page_is_parked_and_the_rest_delivered(device, centra
         s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path = device / DB_NAME
     data = bytearray(path.read_bytes())
-    needle = ("损坏页" * 100).encode("utf-8")
+    needle = ("损坏页" * 20).encode("utf-8")  # (shorter than a page)
     page = int.from_bytes(data[16:18], "big")  # the store's page size (file header)
     hits = sorted({data.index(needle, start) // page for start in range(0, len(data), page)
                    if needle in data[start:start + page + len(needle)]})

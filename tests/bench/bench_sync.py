@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.receiver import Receiver  # noqa: E402
 from agent.receiver.db import ReceiverDB  # noqa: E402
+from terminal import sync_state  # noqa: E402
 from terminal.wake import notify, wake_path  # noqa: E402
 from terminal.store import DB_NAME  # noqa: E402
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,  # noqa: E402
@@ -50,7 +51,7 @@ from tests.bench.figures import add_dir_option, cpu_s, line, percentile, rss_kib
 
 def pending(device: Path) -> int:
     with sqlite3.connect(device / DB_NAME, timeout=30) as conn:
-        return conn.execute("SELECT count(*) FROM delivery WHERE status = 'pending'").fetchone()[0]
+        return sync_state.pending_count(conn)  # (the tail included)
 
 
 def start_agent(config: Path) -> subprocess.Popen:

@@ -95,7 +95,7 @@ def add_records(device: Device, n: int, rejected=(), delivered=()) -> list[dict]
             f.invite(business(i + 1))
             f.press(5 - i % 3)  # levels 5..3: no reasons to choose
             out += store.append(f.records)
-        sync_state.adopt(store.db.conn, sync_state.tail_rows(store.db))  # (as the agent does)
+        sync_state.adopt(store.db.conn, sync_state.tail_rows(store.db, -1))  # (as the agent does)
         for status, seqs in (("rejected", rejected), ("delivered", delivered)):
             for seq in seqs:
                 store.db.execute("UPDATE delivery SET status = ?, error = ? WHERE seq = ?",

@@ -1,4 +1,4 @@
-"""Privacy (domain/rules.md): after kiosk sessions with a known card holder, neither the
+"""Privacy (docs/idcard-protocol.md §9): after kiosk sessions with a known card holder, neither the
 holder's name nor the ID number is anywhere at rest or in a log, in any encoding.
 
 The holder is the simulated reader's sample resident card (张三, 11010519491231002X,
