@@ -48,9 +48,11 @@ PAGE_SIZE = 512
 # pages, what SQLite's default (1000 pages) is at 4 KiB. A checkpoint runs inside the
 # commit that crosses the mark (a rating then takes a few ms more), and it copies each
 # page once however often it changed, so fewer checkpoints also write less. After one,
-# the WAL file is cut back to JOURNAL_SIZE_LIMIT.
+# the next commits write the WAL from its start again: JOURNAL_SIZE_LIMIT is above the
+# file's size at the mark, so the file is reused, not cut and grown again (a commit that
+# grows a file also makes the file system journal its new size).
 WAL_AUTOCHECKPOINT_PAGES = 8000
-JOURNAL_SIZE_LIMIT = 4 << 20
+JOURNAL_SIZE_LIMIT = 8 << 20
 CACHE_KIB = 512  # page cache per connection (SQLite's default: 2000 KiB)
 
 class StorageError(Exception):

@@ -7,12 +7,12 @@ Press to frame: the real Terminal event thread, flow, screens (CJK font) and a l
 the device has the new frame. Two kinds of press: moving in the tag list (no storage) and
 a rating (the record is committed before the thanks frame, so the commit is inside).
 
-Commit: `Store.append` of one rating (seal, hash, HMAC, records + delivery rows, WAL,
-synchronous=FULL) against bare sqlite3 INSERT + COMMIT with the same journal settings, in
-the same directory, of (a) the same record's row into the same tables and indexes: what
-the store's own work (the chain, the seal, the checks) adds to writing the rating; the
-target applies here; and (b) the record's JSON into a one-column table: the floor of any
-durable write, shown for scale (the store's seven indexes and its delivery row are a
+Commit: `Store.append` of one rating (seal, hash, HMAC, the records row, WAL,
+synchronous=FULL) against bare sqlite3 INSERT + COMMIT with the same connection settings
+(store.open_connection), in the same directory, of (a) the same record's row into the same
+tables and indexes: what the store's own work (the chain, the seal, the checks) adds to
+writing the rating; the target applies here; and (b) the record's JSON into a one-column
+table: the floor of any durable write, shown for scale (the store's three indexes are a
 good part of the difference).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from drivers.fonts import find_fonts  # noqa: E402
 from terminal import flow, screens  # noqa: E402
 from terminal.clock import SystemClock  # noqa: E402
 from terminal.service import Terminal  # noqa: E402
-from terminal.store import DB_NAME, PAGE_SIZE, Store, insert_record  # noqa: E402
+from terminal.store import DB_NAME, PAGE_SIZE, Store, insert_record, open_connection  # noqa: E402
 from tests.bench.figures import add_dir_option, line, percentile, work_dir  # noqa: E402
 
 SECRET = b"bench-secret-0123456789abcdef"
@@ -144,11 +144,9 @@ def commit_cost(directory: Path, commits: int):
 
 
 def _bare(path: Path, schema: list) -> sqlite3.Connection:
-    """Plain sqlite3 with the store's file settings (page size, WAL, synchronous=FULL)."""
-    conn = sqlite3.connect(str(path), isolation_level=None)
-    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    """Plain sqlite3 with the store's connection settings (store.open_connection: page
+    size, WAL, synchronous=FULL, checkpoints): what the store's own code costs is the rest."""
+    conn = open_connection(path, PAGE_SIZE)
     for sql in schema:
         conn.execute(sql)
     return conn
