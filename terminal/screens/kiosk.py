@@ -1,6 +1,6 @@
 """The kiosk's screens: card prompt, looking up, business list, messages. Pure, like
 terminal/screens/window.py; drawn on the same canvas (canvas.py) with the same shared
-parts (parts.py: sync indicator, QR codes, fault overlay).
+parts (parts.py: sync indicator, QR codes, fault overlay, the lists' pointer and pages).
 
 `render` draws the kiosk's own screens and the kiosk idle screen, and hands every other
 state (rating, tags, thanks, paused, storage failure, ...) to the window's `render`, so
@@ -11,7 +11,6 @@ Only the masked name is ever on the panel (张*丰); the ID number never reaches
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
 
 from PIL import Image
 
@@ -19,8 +18,10 @@ from terminal.flow.kiosk import CHOOSE_ROLES, KIOSK_SCREENS, Choosing, LookingUp
 from terminal.flow.model import Finished, Idle, State
 from terminal.screens import window
 from terminal.screens.canvas import Canvas, column, overlay
-from terminal.screens.layout import Box, draw_fitted, ellipsize, fit
-from terminal.screens.parts import QR_RATE, fault_overlay, qr_left, qr_screen, sync_text
+from terminal.screens.layout import Box, draw_fitted
+from terminal.screens.parts import (LIST_X, QR_RATE, ListPages, fault_overlay, key_caps,
+                                    list_pages, pointer, position, qr_left, qr_screen,
+                                    sync_text)
 
 CARD_PROMPT = "请刷身份证"
 CARD_HINT = "请将身份证放在读卡区"
@@ -43,6 +44,7 @@ CARD_LABELS = {"hk_mo_tw": "港澳台居民居住证", "foreign_2017": "外国�
 # Key caps of the business list, by position (CHOOSE_ROLES): full and one-character forms.
 CAPS = (("上移", "▲"), ("下移", "▼"), ("选择", "选"), ("退出", "退"), ("确定", "定"))
 assert len(CAPS) == len(CHOOSE_ROLES)
+TEXT_X = LIST_X + 1   # the business list's text, right of the pointer's column
 
 
 def render(state: State, size=(128, 64), mode: str = "1", fonts=None) -> Image.Image:
@@ -117,40 +119,39 @@ def _notice(c: Canvas, state: State, screen: Notice) -> None:
                 (KEY_BACK, (c.small,), c.ink.dim)], c.frame, state.page)
 
 
+def _businesses(c: Canvas, screen: Choosing) -> ListPages:
+    """Each business whole (its name, then when and where it was finished), packed in
+    pages under the heading."""
+    return list_pages(c, [(o.business.task_name, _details(o)) for o in screen.options], TEXT_X,
+                      c.y0 + c.small.pitch)
+
+
+def business_page(state: State, size=(128, 64), mode: str = "1", fonts=None) -> int:
+    """Which page of the business list `state` shows (the one holding the cursor); -1 when
+    it shows no business list. For the benchmark and tests: a move that keeps the page
+    redraws only the pointer and the position."""
+    screen = state.screen
+    if state.storage_error or not isinstance(screen, Choosing) or not screen.options:
+        return -1
+    listed = _businesses(Canvas(size, mode, fonts, state.config.large_text), screen)
+    return listed.page_of(screen.cursor % len(screen.options))
+
+
 def _choosing(c: Canvas, state: State, screen: Choosing) -> None:
     s = c.small
-    options = screen.options
-    n = len(options)
+    n = len(screen.options)
     cursor = screen.cursor % n
-
-    position = f"{cursor + 1}/{n}"
-    pw = s.width(position)
-    c.text(Box(c.w - pw, c.y0, pw, s.height), position, (s,), fill=c.ink.dim)
+    pw = position(c, cursor, n)
     c.text(Box(0, c.y0, c.w - pw - 4, s.height), "请选择要评价的业务", (s,), state.page,
            shorter=("请选择业务", "请选择"))
-    cap_top = _caps(c, [full for full, _ in CAPS], [short for _, short in CAPS])
-
-    # The cursor's business in full (name, then finish date and department), paged when
-    # it needs more rows than it has; the others one row each, after it and then before.
-    top = c.y0 + s.pitch
-    rows = s.rows(cap_top - top)
-    room = rows - 1 if n > 1 and rows > 1 else rows
-    current = fit((options[cursor].business.task_name, _details(options[cursor])), (s,),
-                  c.w - 2, s.block(room))
-    cur_rows = len(current.page(state.page)) or 1
-    after = min(rows - cur_rows, n - 1 - cursor)
-    before = min(rows - cur_rows - after, cursor)
-    y = top
-    for i in range(cursor - before, cursor + after + 1):
-        if i != cursor:
-            c.draw.text((1, y - s.top), ellipsize(options[i].business.task_name, s, c.w - 2),
-                        font=s.font, fill=c.ink.fg)
-            y += s.pitch
-            continue
-        block = s.block(cur_rows)
-        c.box(Box(0, y - 1, c.w, block + 1), c.ink.bar)
-        draw_fitted(c.draw, Box(1, y, c.w - 2, block), current, state.page, fill=c.ink.on_bar)
-        y += block + 1
+    key_caps(c, [full for full, _ in CAPS], [short for _, short in CAPS])
+    # The page holding the cursor, every business on it whole; one too long for the whole
+    # list turns its pages with state.page (the flow starts it at 0 on every move).
+    for i, y, fitted in _businesses(c, screen).rows(cursor):
+        if i == cursor:
+            pointer(c, y)
+        draw_fitted(c.draw, Box(TEXT_X, y, c.w - TEXT_X, s.block(fitted.rows)), fitted,
+                    state.page, fill=c.ink.fg)
 
 
 def _details(found: Finished) -> str:
@@ -172,17 +173,3 @@ def _day(value: str) -> str:
         return datetime.fromisoformat(value).strftime("%Y-%m-%d")
     except ValueError:
         return value[:10]
-
-
-def _caps(c: Canvas, labels: Sequence[str], shorts: Sequence[str]) -> int:
-    """One key cap above each button, left to right; returns the caps' top y."""
-    s = c.small
-    top = c.h - s.height
-    cells = len(labels)
-    for i, (label, short) in enumerate(zip(labels, shorts)):
-        x0, x1 = i * c.w // cells, (i + 1) * c.w // cells - 1
-        text = label if s.width(label) <= x1 - x0 else short
-        c.box(Box(x0, top, x1 - x0, s.height), c.ink.bar)
-        c.draw.text((x0 + (x1 - x0 - s.width(text) + 1) // 2, top - s.top), text, font=s.font,
-                    fill=c.ink.on_bar)
-    return top

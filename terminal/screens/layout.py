@@ -3,9 +3,8 @@
 One rule above all: text is never cut off silently. What does not fit in its box is
 wrapped, and what does not fit wrapped is paged; the page shown is the flow's
 `state.page` modulo the number of pages, and a thin bar at the box's right edge shows
-that there are more. (The one exception is a row of the kiosk's business list that is
-not under the cursor: it ends in "…" and its full text is shown when the cursor reaches
-it. The reason list shows every reason whole, in pages of whole reasons: `pack`.)
+that there are more. Lists (the reason list, the kiosk's business list) show every entry
+whole, in pages of whole entries: `pack`.
 
 Fonts are bitmap fonts, so a line's width is the sum of its characters' advances; the
 advances are cached per font. Lines are placed by their ink: `Face.top` is the first
@@ -24,7 +23,6 @@ from typing import Callable, Optional, Sequence, Union
 from PIL import ImageDraw
 
 BAR = 3                       # width kept free for the page bar (2 px bar + 1 px gap)
-ELLIPSIS = "…"
 _PROBE = "满意国gjpqy"        # the ink of a line: Chinese plus descenders
 _PROBE_ALL = "（）“”〖〗/|()[]{}_"  # brackets and quotes may stick out a pixel
 # Characters a line should not start with (Chinese line-breaking rules, 禁则).
@@ -221,22 +219,6 @@ def pack(heights: Sequence[int], rows: int) -> tuple[range, ...]:
         used += h
     pages.append(range(start, len(heights)))
     return tuple(pages)
-
-
-def ellipsize(text: str, face: Face, width: int) -> str:
-    """`text` on one line, ending in … when it had to be shortened (visibly, never silently)."""
-    text = clean(text)
-    if face.width(text) <= width:
-        return text
-    room = width - face.width(ELLIPSIS)
-    out, used = [], 0
-    for ch in text:
-        w = face.width(ch)
-        if used + w > room:
-            break
-        out.append(ch)
-        used += w
-    return "".join(out).rstrip() + ELLIPSIS
 
 
 # --- fitting ------------------------------------------------------------------------

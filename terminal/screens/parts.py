@@ -1,5 +1,7 @@
 """Parts of a frame that the window's screens and the kiosk's share: the sync indicator,
-the staff line, QR codes with text beside them, the fault overlay, the storage error code.
+the staff line, QR codes with text beside them, the fault overlay, the storage error code,
+and what both lists (the reason list, the kiosk's business list) are made of: pages of
+whole entries, the pointer, the position, the key caps.
 
 Drawn the same wherever they appear, so a kiosk rates, fails and shows its queue exactly
 like a window; both screen modules take them from here.
@@ -7,11 +9,13 @@ like a window; both screen modules take them from here.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 from config import qr as qr_codes
 from terminal.flow.model import State
 from terminal.screens.canvas import Canvas, column, overlay
-from terminal.screens.layout import Box
+from terminal.screens.layout import Box, Fitted, fit, pack
 
 QR_RATE = ("扫码评价", "可在手机上 稍后评价")   # idle after an unrated end: rate later
 LIT = 255                      # the QR code's field: full brightness on every panel
@@ -20,6 +24,10 @@ _STORAGE_KINDS = (("full", "FULL"), ("i/o", "IO"), ("readonly", "RO"), ("read-on
                   ("locked", "LOCK"), ("busy", "LOCK"), ("malformed", "BAD"),
                   ("corrupt", "BAD"), ("not a database", "BAD"), ("unable to open", "OPEN"),
                   ("permission", "PERM"), ("denied", "PERM"))
+# A list's left column: the cursor as a solid ▶, with nothing else in it, so that a move
+# on the page redraws this column and the position only (a few bytes on the panel's bus).
+POINTER_W = 5
+LIST_X = POINTER_W + 1   # where a row's own drawing (check box, text) starts
 
 
 def sync_text(health) -> str:
@@ -93,3 +101,71 @@ def storage_code(error: str) -> str:
 
 def _crc(text: str) -> str:
     return f"{zlib.crc32(text.encode('utf-8')) & 0xFFFF:04X}"
+
+
+# --- lists --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ListPages:
+    """A list laid out: where it starts, each entry fitted whole (wrapped over the rows it
+    needs, paged on state.page when it needs more than the list has), and the pages of
+    consecutive entries. None of it depends on the cursor."""
+    top: int
+    fits: tuple[Fitted, ...]
+    pages: tuple[range, ...]
+
+    def page_of(self, index: int) -> int:
+        return next(p for p, page in enumerate(self.pages) if index in page)
+
+    def rows(self, cursor: int) -> Iterator[tuple[int, int, Fitted]]:
+        """(index, y of its ink, fitted) of every entry on the page holding `cursor`."""
+        y = self.top
+        for i in self.pages[self.page_of(cursor)]:
+            yield i, y, self.fits[i]
+            y += self.fits[i].rows * self.fits[i].face.pitch
+
+
+def list_pages(c: Canvas, texts: Sequence, x: int, top: int) -> ListPages:
+    """`texts` (a string, or a tuple of paragraphs, each) in the small face from `x` to the
+    right edge, between `top` and the key caps."""
+    s = c.small
+    rows = s.rows(caps_top(c) - top)
+    fits = tuple(fit(text, (s,), c.w - x, s.block(rows)) for text in texts)
+    return ListPages(top, fits, pack([f.rows for f in fits], rows))
+
+
+def pointer(c: Canvas, y: int) -> None:
+    """▶ in the list's left column, centred on the first line of the row whose ink starts
+    at `y`."""
+    mid = y + (c.small.height - 1) // 2
+    c.draw.polygon([(0, mid - 4), (POINTER_W - 1, mid), (0, mid + 4)], fill=c.ink.fg)
+
+
+def position(c: Canvas, index: int, n: int) -> int:
+    """"3/8" at the right of the top line, in the room of its widest value (digits differ
+    in width), so that the line beside it never refits on a move. Returns that room."""
+    s = c.small
+    room = max((s.width(f"{k}/{n}") for k in range(1, n + 1)), default=0)
+    if n:
+        c.text(Box(c.w - room, c.y0, room, s.height), f"{index + 1}/{n}", (s,),
+               fill=c.ink.dim, align="right")
+    return room
+
+
+def caps_top(c: Canvas) -> int:
+    """The top of the key caps along the bottom edge."""
+    return c.h - c.small.height
+
+
+def key_caps(c: Canvas, labels: Sequence[str], shorts: Sequence[str]) -> None:
+    """One key cap above each button, left to right: its label, or the short form where
+    the label is wider than the cap."""
+    s = c.small
+    top = caps_top(c)
+    cells = len(labels)
+    for i, (label, short) in enumerate(zip(labels, shorts)):
+        x0, x1 = i * c.w // cells, (i + 1) * c.w // cells - 1
+        text = label if s.width(label) <= x1 - x0 else short
+        c.box(Box(x0, top, x1 - x0, c.h - top), c.ink.bar)
+        c.draw.text((x0 + (x1 - x0 - s.width(text) + 1) // 2, top - s.top), text, font=s.font,
+                    fill=c.ink.on_bar)

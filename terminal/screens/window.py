@@ -12,7 +12,6 @@ what the kiosk's screens draw the same way is in terminal/screens/parts.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
@@ -21,10 +20,10 @@ from PIL import Image
 from terminal.clock import CHINA
 from terminal.flow.model import TAG_ROLES, Info, Invited, Saving, State, Tagging, Thanks
 from terminal.screens.canvas import Canvas, column, overlay
-from terminal.screens.layout import (BAR, Box, Face, Fitted, draw_fitted, fit, pack, paginate,
-                                     wrap)
-from terminal.screens.parts import (QR_RATE, fault_overlay, qr_left, qr_screen, staff_text,
-                                    storage_code, sync_text)
+from terminal.screens.layout import BAR, Box, Face, Fitted, draw_fitted, fit, paginate, wrap
+from terminal.screens.parts import (LIST_X, QR_RATE, ListPages, fault_overlay, key_caps,
+                                    list_pages, pointer, position, qr_left, qr_screen,
+                                    staff_text, storage_code, sync_text)
 
 ROLE_TEXT = {"up": "上移", "down": "下移", "toggle": "选择", "back": "返回", "submit": "提交"}
 ROLE_SHORT = {"up": "▲", "down": "▼", "toggle": "选", "back": "返", "submit": "交"}
@@ -200,39 +199,17 @@ def _invited(c: Canvas, state: State, screen: Invited) -> None:
         y += s.pitch
 
 
-# The reason list's columns: the cursor (a solid ▶), the check box, the text. A move
-# redraws the pointer only and a tick the box only: a few bytes on the panel's bus.
-POINTER_W = 5
-BOX_X = POINTER_W + 1
+# The reason list's columns: the pointer (parts.py), the check box, the text. A move
+# redraws the pointer and the position only, a tick the box only.
+BOX_X = LIST_X
 BOX_W = 9
 TEXT_X = BOX_X + BOX_W + 2
 
 
-@dataclass(frozen=True)
-class Reasons:
-    """The reason list laid out: where it starts, each reason fitted whole (wrapped over
-    the rows it needs, paged when it needs more than the list has), and the pages of
-    consecutive reasons. None of it depends on the cursor."""
-    top: int
-    fits: tuple[Fitted, ...]
-    pages: tuple[range, ...]
-
-    def page_of(self, index: int) -> int:
-        return next(p for p, page in enumerate(self.pages) if index in page)
-
-
-def _reasons(c: Canvas, screen: Tagging) -> Reasons:
-    s = c.small
+def _reasons(c: Canvas, screen: Tagging) -> ListPages:
     # The heading's height, warning or not: the list stays put when the warning comes.
-    top = c.y0 + (c.huge.pitch if c.large_text else s.pitch)
-    rows = s.rows(_cap_top(c) - top)
-    fits = tuple(fit(o.text, (s,), c.w - TEXT_X, s.block(rows)) for o in screen.options)
-    return Reasons(top, fits, pack([f.rows for f in fits], rows))
-
-
-def _cap_top(c: Canvas) -> int:
-    """The top of the key caps along the bottom edge."""
-    return c.h - c.small.height
+    top = c.y0 + (c.huge.pitch if c.large_text else c.small.pitch)
+    return list_pages(c, [o.text for o in screen.options], TEXT_X, top)
 
 
 def reason_page(state: State, size=(128, 64), mode: str = "1", fonts=None) -> int:
@@ -253,16 +230,11 @@ def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
     cursor = screen.cursor % n if n else 0
     reasons = _reasons(c, screen)
 
-    # Heading: the level pressed, what to do, where the cursor is; or the warning. The
-    # position keeps the room of its widest value (digits differ in width), so the
-    # heading never refits on a move.
+    # Heading: the level pressed, what to do, where the cursor is; or the warning.
     if screen.warn:
         c.bar(Box(0, 0, c.w, reasons.top - 1), "请至少选择一项", (s,), state.page)
     else:
-        pw = max((s.width(f"{k}/{n}") for k in range(1, n + 1)), default=0)
-        if n:
-            c.text(Box(c.w - pw, c.y0, pw, s.height), f"{cursor + 1}/{n}", (s,),
-                   fill=c.ink.dim, align="right")
+        pw = position(c, cursor, n)
         label = _label(state, screen.level)
         if c.large_text:
             c.text(Box(0, c.y0, c.w - pw - 4, c.huge.height), label, (c.huge,), state.page)
@@ -271,35 +243,19 @@ def _tagging(c: Canvas, state: State, screen: Tagging) -> None:
                    state.page, shorter=(f"{label}：请选择原因", f"{label} 请选择", label))
 
     # Key caps, one above each physical button, left to right.
-    cells = min(len(cfg.order), len(TAG_ROLES))
-    cap_top = _cap_top(c)
-    for i in range(cells):
-        x0, x1 = i * c.w // cells, (i + 1) * c.w // cells - 1
-        role = TAG_ROLES[i]
-        c.box(Box(x0, cap_top, x1 - x0, c.h - cap_top), c.ink.bar)
-        label = ROLE_TEXT[role] if s.width(ROLE_TEXT[role]) <= x1 - x0 else ROLE_SHORT[role]
-        c.draw.text((x0 + (x1 - x0 - s.width(label) + 1) // 2, cap_top - s.top), label,
-                    font=s.font, fill=c.ink.on_bar)
+    roles = TAG_ROLES[:min(len(cfg.order), len(TAG_ROLES))]
+    key_caps(c, [ROLE_TEXT[r] for r in roles], [ROLE_SHORT[r] for r in roles])
 
     # The page holding the cursor, every reason on it whole; one too long for the whole
     # list turns its pages with state.page (the flow starts it at 0 on every move).
     if not n:
         return
-    y = reasons.top
-    for i in reasons.pages[reasons.page_of(cursor)]:
-        fitted = reasons.fits[i]
+    for i, y, fitted in reasons.rows(cursor):
         if i == cursor:
-            _pointer(c, y)
+            pointer(c, y)
         _check_box(c, BOX_X, y + 1, options[i].code in screen.selected, c.ink.fg, c.ink.bg)
         draw_fitted(c.draw, Box(TEXT_X, y, c.w - TEXT_X, s.block(fitted.rows)), fitted,
                     state.page, fill=c.ink.fg)
-        y += fitted.rows * s.pitch
-
-
-def _pointer(c: Canvas, y: int) -> None:
-    """▶ beside the check box of the row whose ink starts at `y`, centred on the box."""
-    mid = y + 1 + BOX_W // 2
-    c.draw.polygon([(0, mid - 4), (POINTER_W - 1, mid), (0, mid + 4)], fill=c.ink.fg)
 
 
 def _check_box(c: Canvas, x: int, y: int, checked: bool, fg, bg) -> None:

@@ -5,11 +5,17 @@
 The real flow (`flow.step`), the real screens (CJK font) and `Display` with the real
 luma device classes (ssd1306 and sh1106 at 128x64, ssd1322 at 256x64) built by
 drivers/display.py, on a recording serial interface (tests/panelkit.py) in place of
-the I2C or SPI bus. The staff member signs in once; then each round plays two visits:
-an invitation rated 2, the cursor moved down through the eight reasons and back up with
-ticks on the way, submit, thanks, idle; then an invitation whose item name takes pages
-(turned by the flow's timer), rated 1 from a reason list that holds a reason longer than
-the whole list (the cursor onto it, its pages turned by the timer), a tick, submit.
+the I2C or SPI bus. Two flows run on each panel:
+
+- a window: the staff member signs in once; then each round plays two visits: an
+  invitation rated 2, the cursor moved down through the eight reasons and back up with
+  ticks on the way, submit, thanks, idle; then an invitation whose item name takes pages
+  (turned by the flow's timer), rated 1 from a reason list that holds a reason longer
+  than the whole list (the cursor onto it, its pages turned by the timer), a tick, submit.
+- a kiosk: each round a card is read and the lookup finds five businesses (each with its
+  finish date and department, one with a name longer than the whole list); the cursor
+  goes down through the list, round the end and back up, then onto the long business
+  (its pages turned by the timer); it is chosen and rated 5, thanks, idle.
 
 An event is an "in-screen change" when the panel shows the same kind of screen before
 and after it: the flow's screen type, and none of the overlays that replace the whole
@@ -17,12 +23,14 @@ content (the idle hint, the fault message, the storage error) or the idle QR cod
 coming or going. Everything else (thanks → idle, the idle hint, a rating) is a "screen
 change" and may send a whole frame. In-screen changes come in two groups:
 
-- (a) a cursor move that keeps the reason list's page, and a tick: the pointer and the
-  position, or one check box. Target: p99 ≤ 5 ms press → last byte.
-- (b) changes that bring new text on screen: a move onto another page of the reason list,
-  a page of a long item name or of a long reason turned by the timer. Their floor is
-  the bytes that differ between the two frames (the new glyphs' columns): no partial
-  update sends less, so their wire time is shown beside it, with no target.
+- (a) a cursor move that keeps the list's page (the reason list, the kiosk's business
+  list), and a tick: the pointer and the position, or one check box. Target: p99 ≤ 5 ms
+  press → last byte.
+- (b) changes that bring new text on screen: a move onto another page of a list, a page
+  of a long item name, of a long reason or of a long business turned by the timer.
+  Their floor is the bytes that differ between the two frames (the new glyphs'
+  columns): no partial update sends less, so their wire time is shown beside it, with
+  no target.
 
 Press → last byte = the CPU time measured here (step, render, diff, pack) plus the wire
 time of the bytes recorded for that event:
@@ -60,6 +68,7 @@ from drivers.fonts import find_fonts  # noqa: E402
 from drivers.panels import pages_of  # noqa: E402
 from terminal import flow, screens  # noqa: E402
 from terminal.clock import FakeClock  # noqa: E402
+from terminal.screens.kiosk import business_page  # noqa: E402
 from terminal.screens.window import reason_page  # noqa: E402
 from tests.bench.figures import line, percentile  # noqa: E402
 from tests.panelkit import RecordingSerial  # noqa: E402
@@ -70,8 +79,12 @@ LONG_NAME = ("企业投资项目核准（含外商投资项目、境外投资项
              "固定资产投资项目）变更及延期申请（告知承诺制）")
 # A reason a list may hold (tag texts go up to 40 characters): more than the whole list.
 LONG_REASON = "在线预约办理后到实体大厅重复取号排队且窗口要求重新提交全部纸质材料并多次往返"
-MOVES = ("list move", "tick")                                          # group (a)
-NEW_TEXT = ("list page turn", "item page turn", "reason page turn")   # group (b)
+# A card holder's businesses (the kiosk's lookup answer), as the central system sends them.
+FOUND = (("城乡居民基本养老保险参保登记", "区人力资源和社会保障局"), ("户籍迁入", "区公安分局"),
+         (LONG_NAME, "区发展和改革局"), ("个体工商户设立登记", "区市场监督管理局"),
+         ("居民身份证换领", "区公安分局"))
+MOVES = ("list move", "tick")                                                     # group (a)
+NEW_TEXT = ("list page turn", "item page turn", "reason page turn", "business page turn")  # (b)
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,9 @@ def tag_list() -> TagList:
     return replace(tags, levels={**tags.levels, 1: one[:2] + (Tag("199", LONG_REASON),) + one[2:]})
 
 
-def events(cfg: flow.FlowConfig, n: int):
-    """(label, event or ("wait", ms)) of one round; "move" is told apart by the bench."""
+def window_round(cfg: flow.FlowConfig, n: int):
+    """(label, event or ("wait", ms)) of one round at a window; "move" is told apart by
+    the bench."""
     role = {r: cfg.order[flow.TAG_ROLES.index(r)] for r in flow.TAG_ROLES}
     short = flow.Business(project_no=f"BENCH{n:08d}", task_name="不动产登记（转移登记）")
     long = flow.Business(project_no=f"BENCH{n:08d}L", task_name=LONG_NAME)
@@ -133,6 +147,30 @@ def events(cfg: flow.FlowConfig, n: int):
     yield "thanks over", ("wait", cfg.thanks_ms)
 
 
+def kiosk_round(cfg: flow.FlowConfig, n: int):
+    """(label, event) of one round at a kiosk: the event, ("wait", ms), or a function of
+    the state that gives the event; "move" is told apart by the bench."""
+    role = {r: cfg.order[flow.CHOOSE_ROLES.index(r)] for r in ("up", "down", "choose")}
+    found = tuple(flow.Finished(flow.Business(f"BENCH{n:08d}K{i}", name, dept_name=dept),
+                                "陈静", f"2026-11-2{i}T10:40:00+08:00")
+                  for i, (name, dept) in enumerate(FOUND))
+    yield "card read", flow.CardRead("resident", "111", "张*丰", "110101199003070035")
+    yield "businesses found", lambda state: flow.LookupDone(state.lookups, found)
+    # down through the five, round the end, back up, round the start, onto the long one
+    for key in ("down",) * 5 + ("up",) * 6 + ("down",) * 3:
+        yield "move", flow.Press(role[key])
+    yield "business page turn", ("wait", cfg.page_ms)
+    yield "business page turn", ("wait", cfg.page_ms)
+    yield "choose", flow.Press(role["choose"])
+    yield "rating", flow.Press(5)
+    yield "thanks over", ("wait", cfg.thanks_ms)
+
+
+def list_page(state: flow.State, size, mode: str, fonts) -> int:
+    """The page of whichever list `state` shows (-1: none)."""
+    return max(reason_page(state, size, mode, fonts), business_page(state, size, mode, fonts))
+
+
 def kind(state: flow.State) -> tuple:
     """What the panel shows, as a person would name it: the screen, and whatever covers
     all of it (the idle hint, a fault, a storage error) or the idle QR code."""
@@ -151,19 +189,25 @@ def floor_bytes(old, new) -> int:
     return len({i // 2 for i in range(len(a)) if a[i] != b[i]})
 
 
-def play(display: Display, bus: RecordingSerial, rounds: int, fonts, cfg) -> list[Row]:
+def play(display: Display, bus: RecordingSerial, rounds: int, fonts, cfg, script,
+         start=()) -> list[Row]:
+    """The rows of `rounds` rounds of `script` (window_round, kiosk_round) after the
+    `start` events."""
     clock = FakeClock()
-    state, _ = flow.step(flow.initial(cfg, clock.now()), flow.SignIn(flow.Staff("0001", "王芳")),
-                         clock.now())
+    state = flow.initial(cfg, clock.now())
+    for event in start:
+        state, _ = flow.step(state, event, clock.now())
     frame = screens.render(state, display.size, display.mode, fonts=fonts)
     display.show(frame)
     bus.take()
     out = []
     for n in range(rounds):
-        for label, event in events(cfg, n):
+        for label, event in script(cfg, n):
             if isinstance(event, tuple):
                 clock.advance(event[1])
                 event = flow.Tick()
+            elif callable(event):
+                event = event(state)
             before = state
             started = time.perf_counter()
             queue = [event]
@@ -175,8 +219,8 @@ def play(display: Display, bus: RecordingSerial, rounds: int, fonts, cfg) -> lis
             cpu_ms = (time.perf_counter() - started) * 1000
             writes = bus.take()
             if label == "move":
-                label = ("list move" if reason_page(before, display.size, display.mode, fonts)
-                         == reason_page(state, display.size, display.mode, fonts)
+                label = ("list move" if list_page(before, display.size, display.mode, fonts)
+                         == list_page(state, display.size, display.mode, fonts)
                          else "list page turn")
             out.append(Row(label, kind(before) == kind(state), cpu_ms,
                            sum(len(v) for k, v in writes if k == "data"),
@@ -216,13 +260,13 @@ def report(name: str, rows: list[Row], frame_bytes: int, interface: str, spi_hz:
     print(f"  {name}: {len(inside)} in-screen changes ({len(moves)} moves inside a page and "
           f"ticks, {len(new_text)} bringing new text), {len(changes)} screen changes, "
           f"{len(still)} events that changed nothing; a whole frame is {frame_bytes} bytes")
-    print("    (a) moves inside a reason page, ticks")
+    print("    (a) moves inside a list page, ticks")
     print(line("      bytes p50", _p([r.data for r in moves], 50), "B", fmt="{:.0f}"))
     print(line("      bytes p99", _p([r.data for r in moves], 99), "B", fmt="{:.0f}"))
     for bus, hz, target in speeds:
         print(line(f"      press→last byte p99, {bus}",
                    _p([r.press_ms(interface, hz) for r in moves], 99), "ms", target))
-    print("    (b) new text: list page turns by a press, item and reason pages by the timer")
+    print("    (b) new text: list page turns by a press, pages of a long text by the timer")
     print(line("      bytes p50", _p([r.data for r in new_text], 50), "B", fmt="{:.0f}"))
     print(line("      bytes p99", _p([r.data for r in new_text], 99), "B", fmt="{:.0f}"))
     print(line("      floor (bytes that differ) p50", _p([r.floor for r in new_text], 50), "B",
@@ -272,10 +316,13 @@ def main(argv=None) -> int:
     defaults = config_settings.defaults()
     cfg = flow.FlowConfig.from_settings(defaults, tag_list(), "bench")
     cfg = replace(cfg, hall_name="市民服务中心")
+    flows = (("window", cfg, window_round, (flow.SignIn(flow.Staff("0001", "王芳")),)),
+             ("kiosk", replace(cfg, mode="kiosk"), kiosk_round, ()))
     fonts = find_fonts(())
     spi_hz = defaults.display.spi_speed_hz
-    print(f"panel: {args.rounds} rounds of two visits per panel, bytes recorded on the bus; "
-          f"wire time at I2C 100/400 kHz or SPI {spi_hz / 1e6:g} MHz (model in the docstring)")
+    print(f"panel: per panel {args.rounds} window rounds of two visits and {args.rounds} kiosk "
+          f"rounds of a card holder's list, bytes recorded on the bus; wire time at I2C "
+          f"100/400 kHz or SPI {spi_hz / 1e6:g} MHz (model in the docstring)")
     for driver, width, interface in PANELS:
         settings = replace(defaults.display, driver=driver, width=width, height=64,
                            interface=interface)
@@ -283,11 +330,12 @@ def main(argv=None) -> int:
         for name, build in (("luma as shipped", luma_as_shipped),
                             ("changed windows (drivers/panels.py)",
                              lambda s, b: open_display(s, serial=b))):
-            bus = RecordingSerial()
-            display = build(settings, bus)
-            rows = play(display, bus, args.rounds, fonts, cfg)
-            report(f"{driver} {width}x64 over {interface}, {name}", rows, frame_bytes,
-                   interface, spi_hz)
+            for where, flow_cfg, script, start in flows:
+                bus = RecordingSerial()
+                display = build(settings, bus)
+                rows = play(display, bus, args.rounds, fonts, flow_cfg, script, start)
+                report(f"{driver} {width}x64 over {interface}, {name}, {where} rounds", rows,
+                       frame_bytes, interface, spi_hz)
     return 0
 
 

@@ -12,8 +12,7 @@ from drivers.fonts import FontNotFound, find_fonts
 from terminal import flow
 from terminal.screens import render
 from terminal.screens.gallery import STAFF, _Run, default_config
-from terminal.screens.layout import (BAR, Box, clean, draw_fitted, ellipsize, face, fit,
-                                     pack, paginate, wrap)
+from terminal.screens.layout import BAR, Box, clean, draw_fitted, face, fit, pack, paginate, wrap
 from terminal.screens.window import TEXT_X
 
 try:
@@ -81,12 +80,6 @@ def test_control_characters_and_newlines_become_spaces():
 def test_first_line_indent():
     lines = wrap("一二三四五六七八九十", SMALL, lambda i: 60 if i == 0 else 120)
     assert lines == ["一二三四五", "六七八九十"]
-
-
-def test_ellipsis_is_visible_and_fits():
-    short = ellipsize(LONG, SMALL, 116)
-    assert short.endswith("…") and SMALL.width(short) <= 116
-    assert ellipsize("满意", SMALL, 116) == "满意"
 
 
 # --- fit and pages ----------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from drivers.fonts import FontNotFound, find_fonts
 from terminal import flow
 from terminal.flow import Business, Invite, SignIn
 from terminal.screens import render, render_fault_plain, render_out_of_service, storage_code
-from terminal.screens.gallery import (DEFAULT_FORMATS, LONG_ITEM, STAFF, _Run, default_config,
-                                      file_name, gallery_frames, gallery_states, main)
+from terminal.screens.gallery import (CARD, DEFAULT_FORMATS, FOUND, LONG_ITEM, STAFF, _Run,
+                                      default_config, file_name, gallery_frames, gallery_states,
+                                      main)
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
@@ -221,7 +222,7 @@ def test_gallery_command_writes_every_screen_scaled(tmp_path, capsys):
     assert len(gallery_frames((256, 64), "L", FONTS)) == len(FRAME_NAMES)
 
 
-# --- the reason list: a move redraws the pointer, a tick the box ------------------------------
+# --- the lists: a move redraws the pointer, a tick the box -----------------------------------
 
 LONG_REASON = "在线预约办理后到实体大厅重复取号排队且窗口要求重新提交全部纸质材料并多次往返"
 REASON_FORMATS = [((128, 64), "1", False), ((256, 64), "L", False), ((128, 64), "1", True),
@@ -249,25 +250,33 @@ def _changed(a: Image.Image, b: Image.Image, allowed=()) -> Image.Image:
 
 @pytest.mark.parametrize("size,mode,large", REASON_FORMATS)
 def test_a_move_inside_a_page_redraws_only_the_pointer_and_the_position(size, mode, large):
-    from terminal.screens.canvas import Canvas
-    from terminal.screens.window import POINTER_W, reason_page
+    from terminal.screens.window import reason_page
     run = _reason_run(large)
+    assert _moves_inside_a_page(run, reason_page, size, mode) >= len(run.state.screen.options) // 2
+
+
+def _moves_inside_a_page(run: _Run, page_of, size, mode) -> int:
+    """Moves the cursor down through the list, round the end, and back up; checks that
+    each move that keeps the page (by `page_of`) redraws the pointer's column and the
+    position only, and says how many there were."""
+    from terminal.screens.canvas import Canvas
+    from terminal.screens.parts import POINTER_W
     n = len(run.state.screen.options)
     c = Canvas(size, mode, FONTS)
     counter_w = max(c.small.width(f"{k}/{n}") for k in range(1, n + 1))
     pointer = (0, 0, POINTER_W - 1, size[1] - 1)
     counter = (size[0] - counter_w, 0, size[0] - 1, c.y0 + c.small.height)
     inside = 0
-    for key in ["down"] * n + ["up"] * n:   # through the list, round the end, and back
+    for key in ["down"] * n + ["up"] * n:
         before = run.state
         after = run.role(key).state
-        if reason_page(before, size, mode, FONTS) != reason_page(after, size, mode, FONTS):
+        if page_of(before, size, mode, FONTS) != page_of(after, size, mode, FONTS):
             continue
         inside += 1
         old, new = render(before, size, mode, FONTS), render(after, size, mode, FONTS)
         assert _changed(old, new, [pointer, counter]).getbbox() is None, (key, after.screen.cursor)
         assert _changed(old, new, [counter]).getbbox() is not None   # the pointer did move
-    assert inside >= n // 2
+    return inside
 
 
 @pytest.mark.parametrize("size,mode,large", REASON_FORMATS)
@@ -284,3 +293,50 @@ def test_a_tick_redraws_only_its_check_box(size, mode, large):
         assert BOX_X <= left and right <= BOX_X + BOX_W and bottom - top <= BOX_W
         assert all(new.getpixel((0, y)) for y in range(top, bottom))   # beside the pointer
         run.role("down")
+
+
+# A card holder's businesses: short names without a date or department (one row each, so
+# pages hold several), one with both, and one longer than the whole list (with its date).
+KIOSK_LIST = (flow.Finished(Business("k1", "户籍迁入")), flow.Finished(Business("k2", "居民身份证换领")),
+              FOUND[0], flow.Finished(Business("k4", "个体工商户设立登记")),
+              FOUND[2], flow.Finished(Business("k6", "户外广告设施设置审批")))
+
+
+def _kiosk_list(large: bool, found=KIOSK_LIST) -> _Run:
+    run = _Run(replace(default_config(), mode="kiosk", large_text=large)).send(CARD)
+    return run.send(flow.LookupDone(run.state.lookups, found))
+
+
+@pytest.mark.parametrize("size,mode,large", REASON_FORMATS)
+def test_a_move_in_the_business_list_inside_a_page_redraws_only_the_pointer_and_the_position(
+        size, mode, large):
+    from terminal.screens.kiosk import business_page
+    run = _kiosk_list(large)
+    assert type(run.state.screen).__name__ == "Choosing"
+    pages = {business_page(run.state, size, mode, FONTS)}
+    assert _moves_inside_a_page(run, business_page, size, mode) >= 2
+    for _ in KIOSK_LIST:
+        pages.add(business_page(run.role("down").state, size, mode, FONTS))
+    assert len(pages) >= 3   # the long business has a page of its own
+
+
+@pytest.mark.parametrize("size,mode,pages", [((128, 64), "1", 3), ((256, 64), "L", 2)])
+def test_a_business_too_long_for_the_list_pages_on_the_timer(size, mode, pages):
+    run = _kiosk_list(False)
+    run.role(*["down"] * KIOSK_LIST.index(FOUND[2]))
+    assert _period(run.state, size, mode) == pages
+    short = _kiosk_list(False)
+    assert _period(short.state, size, mode) == 1   # a page of whole businesses stands still
+
+
+def test_the_business_list_pages_do_not_depend_on_the_cursor():
+    from terminal.screens.kiosk import business_page
+    run = _kiosk_list(False)
+    seen = []
+    for _ in KIOSK_LIST:
+        seen.append(business_page(run.state, fonts=FONTS))
+        run.role("down")
+    assert seen == sorted(seen) and seen[0] == 0   # consecutive businesses, pages in order
+    for _ in KIOSK_LIST:   # and the same pages on the way back up
+        run.role("up")
+        assert business_page(run.state, fonts=FONTS) == seen[run.state.screen.cursor]
