@@ -52,8 +52,8 @@ def min_scale(panel_width: int) -> int:
 @functools.lru_cache(maxsize=64)
 def matrix(url: str) -> Optional[tuple]:
     """The smallest QR code (not micro) for `url`, error correction raised where free."""
-    # here: segno's writers import urllib.request (and with it xml, gzip, http.client);
-    # a terminal without qr.url_template never draws a code and does not pay for them
+    # here: segno loads its writers, and they urllib.request, xml.sax and gzip (about
+    # 1 MiB resident); a terminal without qr.url_template never draws a code
     import segno
 
     try:
