@@ -28,6 +28,7 @@ from agent.timefix import TrustedTime, corrected, iso_at
 from terminal.wake import WakeSocket, wake_path
 from config.errors import ConfigError
 from terminal import central as central_config
+from terminal.heap import give_back_memory
 from terminal.clock import CHINA, boot_id as current_boot_id, kernel_clock_synced
 from terminal.sdnotify import Notifier
 from terminal.store import DB_NAME, StorageError
@@ -41,32 +42,6 @@ CONFIG_RETRY_S = 60
 METRICS_EVERY_S = 10
 EXIT_PENDING = 1           # `--once` exit codes (2 is the CLI's settings error)
 EXIT_PARKED = 3
-
-
-_libc = None
-
-
-def _glibc():
-    global _libc
-    if _libc is None:
-        try:
-            import ctypes
-            _libc = ctypes.CDLL("libc.so.6")
-            _libc.malloc_trim  # noqa: B018 - present in glibc only
-        except (OSError, AttributeError):
-            _libc = False
-    return _libc
-
-
-def _give_back_memory() -> None:
-    """Hand the freed heap of a batch back to the system (glibc malloc_trim).
-
-    glibc keeps freed heap pages mapped; without this the agent's RSS stays a batch's
-    worth above its idle size after every drain. A no-op without glibc.
-    """
-    libc = _glibc()
-    if libc:
-        libc.malloc_trim(0)
 
 
 def _version() -> str:
@@ -215,7 +190,8 @@ class Agent:
             return self._park(bad.rows)
         self._mark(batch[0], result, tries)
         del batch
-        _give_back_memory()
+        # without it the RSS stays a batch's worth above its idle size after every drain
+        give_back_memory()
         return len(result)
 
     def _park_bad(self, keys, why) -> int:

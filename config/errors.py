@@ -1,6 +1,7 @@
 """Settings errors that name the file, the line and the key."""
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
 
@@ -36,6 +37,15 @@ class ConfigError(Exception):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def os_error_hint(exc: OSError) -> str:
+    """What to do about an OSError a command did not name itself (a file, port or device
+    it could not use), for the one line `pingjia` and `python -m terminal` print."""
+    if exc.errno == errno.EADDRINUSE:
+        return ("a port it needs is taken: stop the other process (another terminal or "
+                "simulator?) or choose another port")
+    return "-v shows where"
 
 
 def _unquote(part: str) -> str:

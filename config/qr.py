@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import quote
 
-import segno
-
 MAX_URL = 512
 # Fields of the record a template may name, with a value of typical length used by the
 # settings check ("would a usual business's URL fit?").
@@ -54,6 +52,10 @@ def min_scale(panel_width: int) -> int:
 @functools.lru_cache(maxsize=64)
 def matrix(url: str) -> Optional[tuple]:
     """The smallest QR code (not micro) for `url`, error correction raised where free."""
+    # here: segno loads its writers, and they urllib.request, xml.sax and gzip (about
+    # 1 MiB resident); a terminal without qr.url_template never draws a code
+    import segno
+
     try:
         code = segno.make_qr(url, error="l", boost_error=True)
     except segno.DataOverflowError:

@@ -1,9 +1,16 @@
-"""The terminal service's start-up (systemd runs `pingjia terminal` as
-pingjia-terminal.service) and `pingjia out-of-service`; config/cli/serve.py registers
-both commands."""
+"""The terminal service's start-up and `pingjia out-of-service`; config/cli/serve.py
+registers both commands.
+
+systemd runs the service as `python -m terminal` (pingjia-terminal.service), the same as
+`pingjia terminal` without the rest of the CLI: `pingjia` imports every command's module
+before it dispatches, about 1.7 MiB of resident memory the service would keep for
+nothing. So the service's options and its `main` live here, below the command line.
+"""
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,7 +18,8 @@ import time
 
 from config import check as settings_check
 from config import settings as config_settings
-from config.errors import ConfigError
+from config.errors import ConfigError, os_error_hint
+from terminal.heap import give_back_memory
 from terminal.sdnotify import Notifier
 
 log = logging.getLogger("pingjia.terminal")
@@ -26,9 +34,43 @@ def ended_cleanly(env) -> bool:
     return env.get("SERVICE_RESULT") == "success" and env.get("EXIT_CODE", "exited") == "exited"
 
 
-def out_of_service_command(args) -> int:
-    import os
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The service's options, for `pingjia terminal` and `python -m terminal` alike."""
+    # SUPPRESS: `pingjia --config F terminal` keeps F unless `terminal --config` names another
+    p.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+                   help=f"settings file (default {config_settings.DEFAULT_PATH}, env PINGJIA_CONFIG)")
+    p.add_argument("--secret-file", metavar="FILE",
+                   help="read the device secret from FILE ('-': standard input) instead of "
+                        "the systemd credential or device.secret_file: for a run by hand "
+                        "(docs/install.md)")
 
+
+def main(argv=None) -> int:
+    """`python -m terminal`: the service without the rest of the `pingjia` CLI."""
+    parser = argparse.ArgumentParser(prog="python -m terminal",
+                                     description="Pingjia terminal service (buttons, display, API)")
+    add_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    args = parser.parse_args(argv)
+    if not getattr(args, "config", None):
+        args.config = os.environ.get("PINGJIA_CONFIG")
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run_command(args)
+    except ConfigError as exc:  # 2: systemd does not restart it (RestartPreventExitStatus=2)
+        print(f"pingjia terminal: settings error:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:  # as `pingjia` reports it: one line, no traceback
+        if args.verbose:
+            log.exception("the terminal failed")
+        print(f"pingjia terminal: {exc} ({os_error_hint(exc)})", file=sys.stderr)
+        return 1
+
+
+def out_of_service_command(args) -> int:
     from drivers.display import open_display
     from drivers.fonts import find_fonts
     from terminal import screens
@@ -141,6 +183,9 @@ def run_command(args) -> int:
         return 1
     log.warning("terminal %s started (%s mode, window %s)", settings.device.id,
                 settings.device.mode, settings.site.window_no)
+    # the start-up's passing work (settings check, integrity check, the font search, the
+    # API's schema checks compiled) leaves about 1.4 MiB of freed heap mapped otherwise
+    give_back_memory()
     status = (f"serving window {settings.site.window_no} ({settings.device.mode}), "
               f"local API port {settings.api.port}")
     if runtime.salvage is not None:

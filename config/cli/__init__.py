@@ -8,13 +8,12 @@ operation failed, 2 usage or settings error.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import os
 import sys
 
-from config.errors import ConfigError
+from config.errors import ConfigError, os_error_hint
 
 # module that registers the command(s), in the order --help lists them
 COMMANDS = (
@@ -83,8 +82,5 @@ def main(argv=None) -> int:
         # (the commands name the usual ones themselves, with what to do)
         if args.verbose:
             logging.getLogger("pingjia").exception("%s failed", args.command)
-        hint = ("a port it needs is taken: stop the other process (another terminal or "
-                "simulator?) or choose another port" if exc.errno == errno.EADDRINUSE
-                else "-v shows where")
-        print(f"pingjia {args.command}: {exc} ({hint})", file=sys.stderr)
+        print(f"pingjia {args.command}: {exc} ({os_error_hint(exc)})", file=sys.stderr)
         return 1

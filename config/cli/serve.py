@@ -1,18 +1,14 @@
 """`pingjia terminal` and `pingjia out-of-service`: the terminal service and its last frame
-(terminal/serve.py runs them)."""
+(terminal/serve.py runs them; systemd runs the service as the leaner `python -m terminal`)."""
 from __future__ import annotations
 
 from config.cli import local
-from terminal.serve import out_of_service_command, run_command
+from terminal.serve import add_arguments, out_of_service_command, run_command
 
 
 def add_command(subparsers) -> None:
     p = subparsers.add_parser("terminal", help="run the terminal service (buttons, display, API)")
-    local.add_settings_option(p)  # --config before or after the command name
-    p.add_argument("--secret-file", metavar="FILE",
-                   help="read the device secret from FILE ('-': standard input) instead of "
-                        "the systemd credential or device.secret_file: for a run by hand "
-                        "(docs/install.md)")
+    add_arguments(p)  # --config before or after the command name
     p.set_defaults(func=run_command)
     o = subparsers.add_parser(
         "out-of-service", help="draw the out-of-service frame on the display (opens nothing else)",

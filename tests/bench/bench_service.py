@@ -2,8 +2,8 @@
 
     python tests/bench/bench_service.py [--ratings 200] [--idle-s 60]
 
-`pingjia terminal` (tests/bench/service_host.py: the service's own entry point, plus a
-line reader that presses the mock buttons) on simulated hardware (mock pins, luma
+The service as its unit runs it, `python -m terminal` (tests/bench/service_host.py: that
+entry point, plus a line reader that presses the mock buttons) on simulated hardware (mock pins, luma
 `dummy` display, no sound), with a fake $NOTIFY_SOCKET:
 
 - start: process start → READY=1 (sd_notify), and → the first frame handed to the
@@ -50,7 +50,7 @@ def start(config: Path, notify: NotifySocket, extra=()) -> tuple[subprocess.Pope
     env.pop("CREDENTIALS_DIRECTORY", None)
     env.pop("WATCHDOG_USEC", None)
     started = time.monotonic_ns()
-    proc = subprocess.Popen([sys.executable, *extra, str(HOST), "--config", str(config), "terminal"],
+    proc = subprocess.Popen([sys.executable, *extra, str(HOST), "--config", str(config)],
                             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     return proc, started
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
         run = service_run(tmp, args.ratings, args.idle_s)
         imports = import_times(tmp)
         frames, page = wal_frames_per_commit(tmp)
-    print(f"service: `pingjia terminal` on simulated hardware, {args.ratings} ratings, "
+    print(f"service: `python -m terminal` on simulated hardware, {args.ratings} ratings, "
           f"{args.idle_s:.0f} s idle")
     print(line("start → READY=1 (sd_notify)", run["ready_s"], "s", START_TARGET_S))
     print(line("start → first frame", run["frame_s"], "s", START_TARGET_S))

@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from agent.receiver import Receiver  # noqa: E402
 from agent.receiver.db import ReceiverDB  # noqa: E402
-from terminal import sync_state  # noqa: E402
 from terminal.wake import notify, wake_path  # noqa: E402
 from terminal.store import DB_NAME  # noqa: E402
+from terminal.sync_state import pending_count  # noqa: E402
 from tests.agent.conftest import (DEVICE_ID, SECRET, agent_settings_file, drafts, fill,  # noqa: E402
                                   open_store)
 from tests.bench.bench_receiver import start_receiver  # noqa: E402
@@ -50,8 +50,13 @@ from tests.bench.figures import add_dir_option, cpu_s, line, percentile, rss_kib
 
 
 def pending(device: Path) -> int:
-    with sqlite3.connect(device / DB_NAME, timeout=30) as conn:
-        return sync_state.pending_count(conn)  # (the tail included)
+    """Records not yet delivered, the tail without delivery rows included (schema 5: a
+    rating's commit writes no row; the agent adopts them)."""
+    conn = sqlite3.connect(device / DB_NAME, timeout=30)
+    try:
+        return pending_count(conn)
+    finally:
+        conn.close()
 
 
 def start_agent(config: Path) -> subprocess.Popen:

@@ -1,8 +1,9 @@
-"""`pingjia terminal` as systemd runs it, plus what a benchmark needs to drive it.
+"""The terminal service as systemd runs it, plus what a benchmark needs to drive it.
 
-    python tests/bench/service_host.py --config FILE terminal
+    python tests/bench/service_host.py --config FILE
 
-The same entry point as the service (config.cli), with two additions made from outside
+The same entry point as pingjia-terminal.service (`python -m terminal`: terminal/serve.py
+`main`, none of the `pingjia` CLI imported), with two additions made from outside
 the product code: a line "press N" on standard input presses the mock button of level
 N (the buttons must use the mock pin factory), and the first frame the display is
 handed is reported on standard output as "frame <CLOCK_MONOTONIC ns>", so the
@@ -47,5 +48,5 @@ def _presses(panel) -> None:
 terminal_runtime.Runtime._open = _open_and_drive
 
 if __name__ == "__main__":
-    from config.cli import main
+    from terminal.serve import main
     sys.exit(main())

@@ -131,10 +131,11 @@ def get_status(config: Path) -> dict:
 
 
 def start_terminal(config: Path, env: dict) -> subprocess.Popen:
-    """`pingjia terminal` as systemd runs it, in its own process."""
+    """The terminal as systemd runs it (`python -m terminal`, the same as `pingjia
+    terminal`), in its own process."""
     full = {**os.environ, **env}
     full.pop("CREDENTIALS_DIRECTORY", None)
-    return subprocess.Popen([sys.executable, "-m", "config.cli", "--config", str(config), "terminal"],
+    return subprocess.Popen([sys.executable, "-m", "terminal", "--config", str(config)],
                             cwd=ROOT, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 

@@ -121,7 +121,8 @@ def test_runs_as_the_pingjia_user_with_state_and_a_writable_working_dir(unit):
 
 
 def test_the_terminal_runs_the_terminal_and_the_agent_the_agent(terminal, agent):
-    assert one(terminal, "Service", "ExecStart") == "/opt/pingjia/venv/bin/pingjia terminal"
+    assert one(terminal, "Service", "ExecStart") in ("/opt/pingjia/venv/bin/pingjia terminal",
+                                                     "/opt/pingjia/venv/bin/python -m terminal")
     assert one(agent, "Service", "ExecStart") in ("/opt/pingjia/venv/bin/pingjia agent",
                                                   "/opt/pingjia/venv/bin/python -m agent")
     for u in (terminal, agent):
