@@ -77,11 +77,17 @@ class Outbox:
         """Give the oldest `limit` records the terminal stored since the last call (up to
         seq `upto`) their delivery rows: the terminal writes none itself (fewer pages per
         rating). How many; the write lock is taken only when there are some."""
-        rows = sync_state.tail_rows(self.conn, limit, upto)
-        if not rows:
+        if not sync_state.tail_rows(self.conn, 1, upto):
             return 0
-        with self._write() as conn:
-            return sync_state.adopt(conn, rows)
+        try:
+            with self._write() as conn:
+                return sync_state.adopt_tail(conn, limit, upto)
+        except sqlite3.OperationalError:  # busy, locked, I/O: not a damaged row
+            raise
+        except sqlite3.DatabaseError:  # a damaged page in the tail: its keys alone
+            rows = sync_state.tail_rows(self.conn, limit, upto)
+            with self._write() as conn:
+                return sync_state.adopt(conn, rows)
 
     def next_batch(self, limit: int) -> list[Row]:
         """The oldest pending records (from the partial index on pending delivery rows)."""

@@ -63,6 +63,17 @@ def _kind_level(db, seq: int) -> tuple:
         return None, None
 
 
+def adopt_tail(db, limit: int, upto: Optional[int] = None) -> int:
+    """`tail_rows` and `adopt` in one statement, in the caller's write transaction (no
+    row through Python); how many. sqlite3.DatabaseError on a damaged page: roll back,
+    then `tail_rows` outside the transaction and `adopt` in a new one."""
+    where = f"{TAIL} AND seq <= ?" if upto is not None else TAIL
+    args = ([upto] if upto is not None else []) + [limit]
+    return db.execute(f"INSERT INTO delivery (seq, status, attempts, kind, level) "
+                      f"SELECT seq, 'pending', 0, kind, level {where} ORDER BY seq LIMIT ?",
+                      args).rowcount
+
+
 def adopt(db, rows: Sequence[tuple]) -> int:
     """Give the records of `tail_rows` a pending delivery row each (in the caller's write
     transaction); how many. Rows another process adopted meanwhile are left as they are."""
