@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 
 from config import settings as config_settings
-from config.errors import ConfigError
+from terminal.entry import service_main
 
 log = logging.getLogger("pingjia.agent")
 
@@ -62,18 +61,6 @@ def run_command(args) -> int:
 
 def main(argv=None) -> int:
     """`python -m agent`: the same command without the rest of the `pingjia` CLI."""
-    parser = argparse.ArgumentParser(prog="python -m agent", description="Pingjia sync agent")
-    add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    args = parser.parse_args(argv)
-    if not getattr(args, "config", None):
-        args.config = os.environ.get("PINGJIA_CONFIG")
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run_command(args)
-    except ConfigError as exc:
-        print(f"pingjia agent: settings error:\n{exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return service_main("agent", "Pingjia sync agent", add_arguments, run_command, argv)
+
+

@@ -18,7 +18,8 @@ import time
 
 from config import check as settings_check
 from config import settings as config_settings
-from config.errors import ConfigError, os_error_hint
+from config.errors import ConfigError
+from terminal.entry import service_main
 from terminal.heap import give_back_memory
 from terminal.sdnotify import Notifier
 
@@ -47,27 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv=None) -> int:
     """`python -m terminal`: the service without the rest of the `pingjia` CLI."""
-    parser = argparse.ArgumentParser(prog="python -m terminal",
-                                     description="Pingjia terminal service (buttons, display, API)")
-    add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    args = parser.parse_args(argv)
-    if not getattr(args, "config", None):
-        args.config = os.environ.get("PINGJIA_CONFIG")
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run_command(args)
-    except ConfigError as exc:  # 2: systemd does not restart it (RestartPreventExitStatus=2)
-        print(f"pingjia terminal: settings error:\n{exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:  # as `pingjia` reports it: one line, no traceback
-        if args.verbose:
-            log.exception("the terminal failed")
-        print(f"pingjia terminal: {exc} ({os_error_hint(exc)})", file=sys.stderr)
-        return 1
+    return service_main("terminal", "Pingjia terminal service (buttons, display, API)",
+                        add_arguments, run_command, argv)
 
 
 def out_of_service_command(args) -> int:

@@ -19,9 +19,9 @@ from terminal.flow.model import Finished, Idle, State
 from terminal.screens import window
 from terminal.screens.canvas import Canvas, column, overlay
 from terminal.screens.layout import Box, draw_fitted
-from terminal.screens.parts import (LIST_X, QR_RATE, ListPages, fault_overlay, key_caps,
-                                    list_pages, pointer, position, qr_left, qr_screen,
-                                    sync_text)
+from terminal.screens.parts import (LIST_X, QR_RATE, ListPages, cursor_page, fault_overlay,
+                                    key_caps, list_pages, pointer, position, qr_left,
+                                    qr_screen, sync_text)
 
 CARD_PROMPT = "请刷身份证"
 CARD_HINT = "请将身份证放在读卡区"
@@ -127,14 +127,8 @@ def _businesses(c: Canvas, screen: Choosing) -> ListPages:
 
 
 def business_page(state: State, size=(128, 64), mode: str = "1", fonts=None) -> int:
-    """Which page of the business list `state` shows (the one holding the cursor); -1 when
-    it shows no business list. For the benchmark and tests: a move that keeps the page
-    redraws only the pointer and the position."""
-    screen = state.screen
-    if state.storage_error or not isinstance(screen, Choosing) or not screen.options:
-        return -1
-    listed = _businesses(Canvas(size, mode, fonts, state.config.large_text), screen)
-    return listed.page_of(screen.cursor % len(screen.options))
+    """Which page of the business list `state` shows; -1 without one (parts.cursor_page)."""
+    return cursor_page(state, Choosing, _businesses, size, mode, fonts)
 
 
 def _choosing(c: Canvas, state: State, screen: Choosing) -> None:

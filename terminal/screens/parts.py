@@ -134,6 +134,18 @@ def list_pages(c: Canvas, texts: Sequence, x: int, top: int) -> ListPages:
     return ListPages(top, fits, pack([f.rows for f in fits], rows))
 
 
+def cursor_page(state: State, kind: type, listing, size, mode: str, fonts) -> int:
+    """Which page of its list a list screen of type `kind` shows (the one holding the
+    cursor), `listing(canvas, screen)` laying the list out; -1 when `state` shows no such
+    list. For the benchmark and tests: a move that keeps the page redraws only the
+    pointer and the position."""
+    screen = state.screen
+    if state.storage_error or not isinstance(screen, kind) or not screen.options:
+        return -1
+    listed = listing(Canvas(size, mode, fonts, state.config.large_text), screen)
+    return listed.page_of(screen.cursor % len(screen.options))
+
+
 def pointer(c: Canvas, y: int) -> None:
     """▶ in the list's left column, centred on the first line of the row whose ink starts
     at `y`."""

@@ -21,9 +21,9 @@ from terminal.clock import CHINA
 from terminal.flow.model import TAG_ROLES, Info, Invited, Saving, State, Tagging, Thanks
 from terminal.screens.canvas import Canvas, column, overlay
 from terminal.screens.layout import BAR, Box, Face, Fitted, draw_fitted, fit, paginate, wrap
-from terminal.screens.parts import (LIST_X, QR_RATE, ListPages, fault_overlay, key_caps,
-                                    list_pages, pointer, position, qr_left, qr_screen,
-                                    staff_text, storage_code, sync_text)
+from terminal.screens.parts import (LIST_X, QR_RATE, ListPages, cursor_page, fault_overlay,
+                                    key_caps, list_pages, pointer, position, qr_left,
+                                    qr_screen, staff_text, storage_code, sync_text)
 
 ROLE_TEXT = {"up": "上移", "down": "下移", "toggle": "选择", "back": "返回", "submit": "提交"}
 ROLE_SHORT = {"up": "▲", "down": "▼", "toggle": "选", "back": "返", "submit": "交"}
@@ -213,14 +213,8 @@ def _reasons(c: Canvas, screen: Tagging) -> ListPages:
 
 
 def reason_page(state: State, size=(128, 64), mode: str = "1", fonts=None) -> int:
-    """Which page of the reason list `state` shows (the one holding the cursor); -1 when
-    it shows no reason list. For the benchmark and tests: a move that keeps the page
-    redraws only the pointer and the position."""
-    screen = state.screen
-    if state.storage_error or not isinstance(screen, Tagging) or not screen.options:
-        return -1
-    reasons = _reasons(Canvas(size, mode, fonts, state.config.large_text), screen)
-    return reasons.page_of(screen.cursor % len(screen.options))
+    """Which page of the reason list `state` shows; -1 without one (parts.cursor_page)."""
+    return cursor_page(state, Tagging, _reasons, size, mode, fonts)
 
 
 def _tagging(c: Canvas, state: State, screen: Tagging) -> None:

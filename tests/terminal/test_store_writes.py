@@ -100,3 +100,29 @@ def test_a_store_of_schema_4_is_copied_into_the_light_table_once(tmp_path):
         except sqlite3.IntegrityError as exc:
             assert "append-only" in str(exc)
         assert s.db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_an_ended_visit_is_not_interrupted_though_its_row_stays_until_the_next_one(tmp_path):
+    """The rating's commit leaves the open visit's row (one page less per rating); a
+    visit with records is over, so a restart seals nothing for it, and the next
+    invitation's commit takes the old row away."""
+    unrated = [dict(d, kind="unrated", unrated_reason="interrupted", level=None, score=None,
+                    rated_at=None) for d in drafts(1)]
+    with open_store(tmp_path) as s:
+        s.commit((), [dict(unrated[0], visit_id="v-1")])
+        s.commit([dict(drafts(1)[0], visit_id="v-1")])
+        assert s.db.execute("SELECT visit_id FROM open_visits").fetchall() == [("v-1",)]
+        assert s.open_visit_ids() == [] and s.interrupted() == []
+    with Store(tmp_path / DB_NAME, device_id="PJQ-TEST-1", secret=SECRET, hash_alg="sha256",
+               boot_id="boot-2") as s:
+        assert s.interrupted() == []  # after a restart too: nothing sealed twice
+        s.commit((), [dict(unrated[0], visit_id="v-2")])
+        assert s.db.execute("SELECT visit_id FROM open_visits").fetchall() == [("v-2",)]
+        assert [d["visit_id"] for d in s.interrupted()] == ["v-2"]
+
+
+def test_the_wal_file_is_reused_after_a_checkpoint_not_cut_and_grown_again():
+    """A WAL at the checkpoint mark stays under the size limit (a file that grows makes
+    every commit journal its new size)."""
+    wal_at_mark = 32 + store.WAL_AUTOCHECKPOINT_PAGES * (store.PAGE_SIZE + 24)
+    assert wal_at_mark < store.JOURNAL_SIZE_LIMIT
