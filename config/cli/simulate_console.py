@@ -131,17 +131,19 @@ class Simulator:
             self._say(f"log file {self.log_file}")
         if self.console:
             self._watch_size()
-        if self.keys.background:
-            self._say("running in the background: no keys are read (the local API serves)")
-        else:
-            self.keys.cbreak()
-            threading.Thread(target=self._read_keys, name="sim-keys", daemon=True).start()
         if not self.kiosk:
             # A window has someone at it: without staff, invitations would be refused
             # (site.require_staff). PUT/DELETE /v1/staff change it like at a real window.
             staff_id, name = sample_staff(self.rng)
             self.terminal.post(flow.SignIn(flow.Staff(staff_id, name)))  # the loop starts later
             self._say(f"staff {name} ({staff_id}) signed in")
+        # (keys only after the sign-in is queued: keys typed or piped before the start
+        # would otherwise invite before anyone is signed in)
+        if self.keys.background:
+            self._say("running in the background: no keys are read (the local API serves)")
+        else:
+            self.keys.cbreak()
+            threading.Thread(target=self._read_keys, name="sim-keys", daemon=True).start()
         if self.args.demo:
             threading.Thread(target=self._demo, name="sim-demo", daemon=True).start()
         self._say("ready: " + self.help)

@@ -33,7 +33,7 @@ def free_port() -> int:
 class Sim:
     """One `pingjia simulate --headless` process; its output collected line by line."""
 
-    def __init__(self, tmp_path: Path, *extra: str, verbose: bool = False):
+    def __init__(self, tmp_path: Path, *extra: str, verbose: bool = False, keys_first: str = ""):
         self.data = tmp_path / "data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -44,6 +44,8 @@ class Sim:
              "--port", str(self.port), "--token", TOKEN, *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if keys_first:  # typed ahead: on stdin before the simulator is up
+            self.keys(keys_first)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -152,6 +154,17 @@ def test_an_invited_rating_from_stdin_reaches_the_embedded_receiver(tmp_path, si
     assert record["project_no"] == "330106202612010001" and record["channel"] == "window"
     assert (sim.data / "pingjia.db").exists()
     assert "Traceback" not in sim.stderr_path.read_text(errors="replace")
+
+
+def test_keys_piped_before_the_start_find_the_staff_signed_in(tmp_path, sims):
+    """`n` waiting on stdin before the simulator is up: the invitation comes after the
+    sample staff member's sign-in, not refused for want of one."""
+    sim = Sim(tmp_path, "--no-sync", keys_first="n\n")
+    sims.append(sim)
+    sim.wait_status(lambda s: s["state"] == "invited", "the piped invitation")
+    sim.keys("5\n")
+    sim.wait_line("stored #1 level 5")
+    assert not [line for line in sim.lines if "refused" in line]
 
 
 def test_no_sync_runs_the_terminal_alone(tmp_path, sims):
