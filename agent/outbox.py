@@ -36,6 +36,11 @@ class Candidate(NamedTuple):
     mono_ms: int
 
 
+# The agent reads each record once, in seq order: a page cache holds little it reads
+# again (the upper pages of two indexes), and 512 KiB of it would be resident for good.
+CACHE_KIB = 64
+
+
 class Outbox:
     def __init__(self, path: str | Path, *, device_id: str, hash_alg: str):
         path = Path(path)
@@ -43,12 +48,11 @@ class Outbox:
             raise store.StorageError(f"no database at {path}: the terminal creates it on its "
                                      f"first start (check device.data_dir)")
         try:
-            # The agent reads each record once: the store's small page cache keeps it
-            # small. Its own commits need not wait for the disk: a mark lost to a power
-            # cut only means the batch goes again and is answered `duplicate`. Per
-            # connection: the terminal's appends stay synchronous=FULL, and their fsync
-            # of the WAL covers any earlier frame of ours.
-            self.conn = store.connect(path, synchronous="NORMAL").conn
+            # Its own commits need not wait for the disk: a mark lost to a power cut only
+            # means the batch goes again and is answered `duplicate`. Per connection: the
+            # terminal's appends stay synchronous=FULL, and their fsync of the WAL covers
+            # any earlier frame of ours.
+            self.conn = store.connect(path, synchronous="NORMAL", cache_kib=CACHE_KIB).conn
             version = store_schema.schema_version(self.conn)
             if version == 0:
                 raise store.StorageError(f"{path} holds no records store yet: start the terminal first")
@@ -96,13 +100,11 @@ class Outbox:
 
     def next_raw_batch(self, limit: int, head: str, tail: str) -> tuple[list[Key], bytes]:
         """The oldest pending records as keys, and a body: their stored JSON joined with
-        commas between `head` and `tail`, made by SQLite as one bytes object instead of a
-        Python object per record. One read transaction: keys and body hold the same records."""
+        commas between `head` and `tail`, in one buffer instead of a Python object per
+        record (sync_state.pending_batch)."""
         self.adopt(limit)
-        with store.read_transaction(self.conn):
-            keys = [Key(*r) for r in sync_state.pending_keys(self.conn, limit)]
-            body = sync_state.pending_body(self.conn, limit, head, tail) if keys else b""
-        return keys, body
+        keys, body = sync_state.pending_batch(self.conn, limit, head, tail)
+        return [Key(*k) for k in keys], body
 
     def mark(self, outcomes: Iterable[tuple[int, str, Optional[str]]], tries: int, at: str) -> None:
         """Record the central system's answer for a batch, in one transaction."""

@@ -14,6 +14,7 @@ import sys
 
 from config import settings as config_settings
 from terminal.entry import service_main
+from terminal.lean import hash_without_openssl
 
 log = logging.getLogger("pingjia.agent")
 
@@ -29,12 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_command(args) -> int:
+    settings = config_settings.load(getattr(args, "config", None) or config_settings.DEFAULT_PATH)
+    # before anything that hashes is imported: sha256 needs no OpenSSL hashes (TLS to the
+    # central system loads OpenSSL's TLS half all the same: terminal/lean.py)
+    hash_without_openssl(settings.device.hash_alg)
     # here: `pingjia` imports this module for every command, and only this one syncs
     from agent.sync import ONCE_ATTEMPTS, Agent
     from terminal.secret import SecretError, load_secret
     from terminal.store import StorageError
 
-    settings = config_settings.load(getattr(args, "config", None) or config_settings.DEFAULT_PATH)
     if not settings.central.url:
         print(f"pingjia agent: central.url is not set in {settings.source}: nothing to sync to",
               file=sys.stderr)

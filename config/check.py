@@ -9,14 +9,15 @@ on; a file it refuses, the terminal refuses with the same words.
 from __future__ import annotations
 
 import errno
-import http.client
 import json
 import re
 import socket
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import ssl
 
 from config import settings as schema
 from config import tags as tag_lists
@@ -119,6 +120,8 @@ def api_tls(api, source: str = "settings", text: Optional[str] = None) -> Option
     for key, path in (("api.tls_cert", api.tls_cert), ("api.tls_key", api.tls_key)):
         if not Path(path).is_file():
             raise problem(key, f"{path} is not a file")
+    import ssl  # here: only a terminal that serves HTTPS needs it (terminal/lean.py)
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -165,6 +168,8 @@ def port_problem(settings, token: str, probe: str, source: str,
 
 
 def _answers_like_the_terminal(api, token: str) -> bool:
+    import http.client  # here: `config validate` alone asks (the service keeps ssl out: terminal/lean.py)
+
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(api.bind, api.bind)
     conn = http.client.HTTPConnection(host, api.port, timeout=2)
     try:

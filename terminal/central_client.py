@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Callable, Mapping, Optional
 
-import requests
-
 from terminal import signing
+from terminal.lean import requests as _lean_requests
+
+requests = _lean_requests()  # without charset guessing: the answers are JSON
 
 log = logging.getLogger("pingjia.agent")
 

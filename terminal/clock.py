@@ -7,10 +7,8 @@ them later; nothing here ever guesses.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -37,6 +35,7 @@ def boot_id() -> str:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             return f.read().strip()
     except OSError:  # not Linux: a per-process id keeps mono_ms meaningful
+        import uuid
         return "process-" + str(uuid.uuid4())
 
 
@@ -59,7 +58,8 @@ def kernel_clock_synced() -> bool:
     global _libc
     try:
         if _libc is None:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # the process's own symbols, libc's among them: find_library would run ldconfig
+            _libc = ctypes.CDLL(None, use_errno=True)
         tx = _Timex()
         state = _libc.adjtimex(ctypes.byref(tx))
         return state not in (-1, _TIME_ERROR)

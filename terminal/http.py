@@ -28,11 +28,11 @@ import re
 import socket
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Optional
 
 from config.text import first_text_problem
 from terminal.cors import Cors, is_preflight
+from terminal.lean import http_server
 
 log = logging.getLogger("pingjia.api")  # the name the servers' request lines have always had
 
@@ -54,7 +54,7 @@ class ApiFailure(Exception):
         return {"error": self.code, "message": self.message, **self.extra}
 
 
-class JsonHandler(BaseHTTPRequestHandler):
+class JsonHandler(http_server().BaseHTTPRequestHandler):
     """JSON over HTTP/1.1 with the limits of both servers; a subclass answers in `serve`
     and sets `api` (an object with `client_timeout` and `settings.max_body_bytes`)."""
 

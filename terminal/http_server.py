@@ -12,11 +12,11 @@ import selectors
 import socket
 import threading
 from collections import Counter
-from http.server import ThreadingHTTPServer
 from socketserver import TCPServer
 from typing import Optional
 
 from terminal import tls as tlsconn
+from terminal.lean import http_server
 
 log = logging.getLogger("pingjia.api")  # the name the servers' request lines have always had
 
@@ -24,7 +24,7 @@ MAX_CONNECTIONS = 64        # beyond this a new connection gets 503 at once
 MAX_PER_ADDRESS = 32        # and beyond this many from one address: one host cannot fill the rest
 
 
-class HttpServer(ThreadingHTTPServer):
+class HttpServer(http_server().ThreadingHTTPServer):
     """Threads per connection, at most `max_connections` in all and `max_per_address`
     from one address; beyond either a connection gets 503 at once. It keeps its open
     connections, so that `stop(end_connections=True)` ends keep-alive clients too."""

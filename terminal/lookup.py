@@ -21,12 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Optional
 
-import requests
-
 from terminal.central_client import Central, Transient
 from config.text import first_text_problem
 from terminal.contract import RECORD_SCHEMA, Check
 from terminal.flow.model import Business, Finished, LookupDone, StartLookup
+from terminal.lean import requests as _lean_requests
+
+requests = _lean_requests()  # without charset guessing: the answers are JSON
 
 log = logging.getLogger("pingjia.lookup")
 

@@ -10,7 +10,6 @@ import hmac
 import json
 import os
 import time
-import uuid
 from typing import Callable, Iterable, Mapping
 
 from config import levels
@@ -50,7 +49,8 @@ def uuid7(now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     rand = int.from_bytes(random_bytes(10), "big")
     value = ((now_ms() & 0xFFFF_FFFF_FFFF) << 80) | (0x7 << 76) \
         | (((rand >> 62) & 0xFFF) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # the canonical text of uuid.UUID(int=value), without the module
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _hasher(alg: str):

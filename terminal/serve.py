@@ -21,6 +21,7 @@ from config import settings as config_settings
 from config.errors import ConfigError
 from terminal.entry import service_main
 from terminal.heap import give_back_memory
+from terminal.lean import hash_without_openssl
 from terminal.sdnotify import Notifier
 
 log = logging.getLogger("pingjia.terminal")
@@ -123,8 +124,6 @@ class LoopHeartbeat:
 
 
 def run_command(args) -> int:
-    from terminal.runtime import Runtime
-
     notifier = Notifier()
     try:  # the same check as `pingjia config validate`, the port probe included
         checked = settings_check.check_file(args.config or config_settings.DEFAULT_PATH,
@@ -135,6 +134,9 @@ def run_command(args) -> int:
         notifier.status(f"failed: {exc.problems[0]}")
         return 2
     settings = checked.settings  # its warnings (a short token) the API's load_token logs
+    # before anything that hashes is imported: a sha256 device needs no OpenSSL
+    hash_without_openssl(settings.device.hash_alg)
+    from terminal.runtime import Runtime
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -19,7 +19,6 @@ import json
 import logging
 import sqlite3
 import threading
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,12 +91,12 @@ class Database:
 
 
 def connect(path: str | Path, page_size: int | None = None, *,
-            synchronous: str = "FULL") -> Database:
+            synchronous: str = "FULL", cache_kib: int = CACHE_KIB) -> Database:
     """A connection for the device's store, with a small page cache: the terminal looks
     up a visit or a business by index and appends at the end, so SQLite's default 2 MiB
     per connection would only hold pages it never reads again."""
     conn = open_connection(path, page_size, synchronous=synchronous)
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
     return Database(conn)
 
 
@@ -290,6 +289,8 @@ class Store(Reader):
     def _chain_meta(self) -> str:
         known = meta(self.db)
         if "chain_id" not in known:
+            import uuid  # here: only the terminal starts a chain (the agent shares this module)
+
             chain_id = str(uuid.uuid4())
             with write_transaction(self.db.conn) as conn:
                 conn.execute("INSERT OR IGNORE INTO meta VALUES ('chain_id', ?), ('hash_alg', ?), "

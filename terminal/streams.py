@@ -15,7 +15,7 @@ import logging
 import re
 import select
 import socket
-import ssl
+import sys
 import time
 from importlib import resources
 
@@ -102,10 +102,12 @@ class StreamAnswers:
                 return not sock.recv(4096)  # anything it sends on a stream is ignored
             finally:
                 sock.settimeout(self.timeout)
-        except (BlockingIOError, ssl.SSLWantReadError):
+        except BlockingIOError:
             return False
-        except OSError:
-            return True
+        except OSError as exc:
+            # a TLS socket with nothing to read (ssl is loaded once the API serves HTTPS)
+            ssl = sys.modules.get("ssl")
+            return not (ssl is not None and isinstance(exc, ssl.SSLWantReadError))
 
 
 def _sse(event) -> bytes:

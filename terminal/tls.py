@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
-import ssl
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # ssl itself is loaded by the context's maker (config/check.py api_tls)
+    import ssl
 
 log = logging.getLogger("pingjia.api")
 
@@ -23,6 +25,8 @@ def handshake(context: ssl.SSLContext, sock: socket.socket,
               deadline_s: float = HANDSHAKE_DEADLINE_S) -> Optional[ssl.SSLSocket]:
     """The connection wrapped in TLS, or None (closed) when the handshake failed or took
     longer than `deadline_s`."""
+    from ssl import SSLWantReadError, SSLWantWriteError
+
     host = _peer(sock)
     timeout = sock.gettimeout()
     try:
@@ -38,9 +42,9 @@ def handshake(context: ssl.SSLContext, sock: socket.socket,
                 try:
                     tls.do_handshake()
                     break
-                except ssl.SSLWantReadError:
+                except SSLWantReadError:
                     want = selectors.EVENT_READ
-                except ssl.SSLWantWriteError:
+                except SSLWantWriteError:
                     want = selectors.EVENT_WRITE
                 left = end - time.monotonic()
                 if left <= 0:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Sequence
 
 
-# The body is the stored records between these two, joined with commas: the agent has
-# SQLite build it (Outbox.next_raw_batch) instead of holding every record in Python.
+# The body is the stored records between these two, joined with commas: the agent
+# builds it in one buffer (Outbox.next_raw_batch) instead of a Python object per record.
 HEAD, TAIL = '{"records":[', "]}"
 
 

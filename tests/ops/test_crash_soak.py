@@ -56,7 +56,7 @@ class Sim:
         try:
             self.proc.stdin.write(ch.encode())
             self.proc.stdin.flush()
-        except OSError:
+        except (OSError, ValueError):  # killed: the pipe broke, or kill() closed it meanwhile
             pass
 
     def kill(self) -> None:
