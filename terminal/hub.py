@@ -43,12 +43,15 @@ class Hub:
         self._cond = threading.Condition()
         self._subscribers: set = set()
         self._open = 0
+        self._unwoken = False
         self.last_id = 0
         self.dropped = 0   # subscribers dropped for not reading, since the start
 
     # --- the flow's side --------------------------------------------------------------
 
-    def publish(self, name: str, data: dict) -> None:
+    def publish(self, name: str, data: dict, wake: bool = True) -> None:
+        """Append an event to every reader's buffer; `wake=False` leaves waking the
+        readers to a later `wake()` (the flow does so once its frame is out)."""
         with self._cond:
             event = Event(next(self._ids), name, data)
             self._ring.append(event)
@@ -61,7 +64,16 @@ class Hub:
                     self.dropped += 1
                 else:
                     sub.pending.append(event)
-            self._cond.notify_all()
+            self._unwoken = True
+            if wake:
+                self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake the readers of what was published without waking them."""
+        with self._cond:
+            if self._unwoken:
+                self._unwoken = False
+                self._cond.notify_all()
 
     # --- the readers' side ----------------------------------------------------------------
 

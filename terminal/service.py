@@ -70,6 +70,8 @@ class Terminal:
         # told after every step: (state before, state after, its record drafts, stored?);
         # they run on this thread, so they must not wait (terminal/hub.py)
         self.watchers: list[Callable] = []
+        # told at the end of every turn, once its frame is on the panel (or none was due)
+        self.after_frame: list[Callable[[], None]] = []
         self.stats = {"events": 0, "faults": 0, "frames": 0, "stored": 0, "store_failures": 0,
                       "effect_failures": 0}
         self._replies: dict[int, Future] = {}
@@ -151,7 +153,7 @@ class Terminal:
     def start(self) -> None:
         """Records of interrupted visits, then the first frame."""
         self.recover()
-        self._draw()
+        self._end_turn()
 
     def run(self, stop: threading.Event, on_turn: Optional[Callable[[], None]] = None) -> None:
         """Draw the first frame, then handle events until `stop` (post any event after
@@ -208,7 +210,16 @@ class Terminal:
         self._check_storage()
         self._drain()
         self._refresh_health()
+        self._end_turn()
+
+    def _end_turn(self) -> None:
+        """The screen and LEDs, then whoever waits for the frame to be out."""
         self._draw()
+        for hook in self.after_frame:
+            try:
+                hook()
+            except Exception:
+                log.exception("after-frame hook failed")
 
     def _drain(self) -> None:
         while self._followups:

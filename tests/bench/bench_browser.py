@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import shutil
-import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -145,27 +145,34 @@ def press_to_browser(directory: Path, rounds: int):
 
 # --- what open streams cost the flow ------------------------------------------------------------
 
-def open_streams(port: int, n: int):
-    """`n` event streams, each read by its own thread; returns a closer."""
-    socks, done = [], threading.Event()
-    for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(f"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
-        socks.append(s)
+# The readers of the streams: a process of their own, as browsers are (threads of this
+# one would take the interpreter's lock from the flow they are measured against).
+_READERS = """
+import selectors, socket, sys
+port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+sel = selectors.DefaultSelector()
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"GET /v1/events HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer {token}\\r\\n\\r\\n".encode())
+    sel.register(s, selectors.EVENT_READ)
+sel.register(sys.stdin, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is sys.stdin:
+            sys.exit(0)
+        if not key.fileobj.recv(65536):
+            sel.unregister(key.fileobj)
+"""
 
-        def read(s=s):
-            while not done.is_set():
-                try:
-                    if not s.recv(65536):
-                        return
-                except OSError:
-                    return
-        threading.Thread(target=read, daemon=True).start()
+
+def open_streams(port: int, n: int):
+    """`n` event streams, read by another process; returns a closer."""
+    readers = subprocess.Popen([sys.executable, "-c", _READERS, str(port), str(n), TOKEN],
+                               stdin=subprocess.PIPE)
 
     def close():
-        done.set()
-        for s in socks:
-            s.close()
+        readers.stdin.close()
+        readers.wait(timeout=10)
     return close
 
 
@@ -187,6 +194,7 @@ def press_to_frame(directory: Path, presses: int, block: int = 25):
                 business = flow.Business(project_no=f"BF{n:08d}", task_name="户籍迁入")
                 reply = device.settled(lambda rid: flow.Invite(f"frame-{n}", (business,), None, rid))
                 assert reply.status == 201, reply
+                time.sleep(0.01)  # the press comes after the invitation is out, as at a counter
                 device.display.shown.clear()
                 started = time.perf_counter()
                 device.term.post(flow.Press(5))

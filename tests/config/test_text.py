@@ -26,7 +26,7 @@ def test_every_refused_character_is_one_isprintable_refuses_too():
 _CHARS = st.one_of(st.characters(codec=None, categories=None),
                    st.sampled_from(["\n", "\t", "\x00", "\x7f", "\x85", "\ud800", "\udfff",
                                     "\ufdd0", "\uffff", "\U0010ffff", "\u3000", "\u200d"]))
-_TEXT = st.text(_CHARS, max_size=6)
+_TEXT = st.lists(_CHARS, max_size=6).map("".join)  # (st.text would leave lone surrogates out)
 _JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), _TEXT),
                      lambda inner: st.one_of(st.lists(inner, max_size=4),
                                              st.dictionaries(_TEXT, inner, max_size=4)),

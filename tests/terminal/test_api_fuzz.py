@@ -18,7 +18,10 @@ def fuzz_terminal(tmp_path, examples: int) -> int:
     session = requests.Session()
 
     def send(case):
-        return session.request(**case.as_transport_kwargs(base_url=run.url, headers=run.auth),
+        # the real token where the case has a token (a negative case may leave it out, and
+        # adding it back would make that case valid in part)
+        auth = run.auth if "authorization" in {k.lower() for k in case.headers or {}} else None
+        return session.request(**case.as_transport_kwargs(base_url=run.url, headers=auth),
                                timeout=10)
 
     def after(label):

@@ -3,7 +3,12 @@ the verdict on one record, and the chain report over what is held, on its own an
 uploads over HTTP."""
 from __future__ import annotations
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from agent.receiver import chain
+from config.text import first_text_problem
 from terminal import records as rec
 from tests.agent.conftest import DEVICE_ID, SECRET, drafts, open_store
 from tests.agent.receiver.conftest import make_records, resealed, statuses
@@ -90,3 +95,34 @@ def test_chain_report_shows_a_reused_seq(rx, client, tmp_path):
     twin = resealed({**records[2], "record_id": "9f0c1b2a-0000-4000-8000-000000000003"})
     client.upload(records + [twin])
     assert [e["kind"] for e in rx.chain_report(DEVICE_ID)] == ["duplicate_seq"]
+
+
+
+# any text at all in any field of a sealed record (resealed, so only the text can be
+# wrong): refused as invalid_text exactly when the full check finds a bad character,
+# whatever the receiver's fast path over the canonical text concluded
+# (lists joined, not st.text: st.text leaves lone surrogates out)
+_BAD_OR_NOT = st.lists(st.one_of(st.characters(codec=None), st.sampled_from(
+    ["\\", "\n", "\x00", "\x1f", "\x7f", "\x9f", "\ud800", "\ufdd0", "\U0001fffe", "\u3000"])),
+    max_size=5).map("".join)
+
+
+@pytest.fixture(scope="module")
+def one_record(tmp_path_factory) -> dict:
+    return sealed(tmp_path_factory.mktemp("store"), 1)[0]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(["staff_name", "task_name", "dept_name", "hash", "sig", "tags"]),
+       value=_BAD_OR_NOT)
+def test_bad_text_anywhere_is_invalid_text_and_only_then(one_record, field, value):
+    record = dict(one_record)
+    changed = {field: [value] if field == "tags" else value if field in ("hash", "sig")
+               else "办理" + value}
+    try:
+        record = resealed(record, **changed) if field not in ("hash", "sig") else {**record, **changed}
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form to seal
+        record = {**record, **changed}
+    verdict = chain.judge(record, DEVICE_ID, SECRET, "sha256")
+    expected = first_text_problem(record)
+    assert (verdict.error == "invalid_text") == (expected is not None), (verdict, expected)
