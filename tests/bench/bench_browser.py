@@ -1,7 +1,7 @@
 """Outcomes for browser-based business systems: key press to the browser's event, and what
 open event streams cost the flow.
 
-    python tests/bench/bench_browser.py [--rounds 200] [--presses 300]
+    python tests/bench/bench_browser.py [--rounds 200] [--presses 1000]
 
 Press to browser: a page on another origin in headless Chromium (Debian's chromium,
 driven by playwright) invites through the device's /pingjia.js and holds its event
@@ -214,7 +214,7 @@ def press_to_frame(directory: Path, presses: int, block: int = 25):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
-    parser.add_argument("--presses", type=int, default=300)
+    parser.add_argument("--presses", type=int, default=1000)
     add_dir_option(parser)
     args = parser.parse_args(argv)
     with work_dir(args) as tmp:
