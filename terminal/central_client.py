@@ -16,9 +16,9 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Mapping, Optional
 
 from terminal import signing
-from terminal.lean import requests as _lean_requests
+from terminal.lean import requests_module
 
-requests = _lean_requests()  # without charset guessing: the answers are JSON
+requests = requests_module()  # without charset guessing: the answers are JSON
 
 log = logging.getLogger("pingjia.agent")
 

@@ -7,7 +7,7 @@ far more than their use (make bench: the terminal's and the agent's RSS):
   resident, and `ssl` adds its TLS half, 1.1 MiB more. The terminal needs neither for a
   sha256 device that serves plain HTTP: CPython's built-in SHA-256 (`_sha256`) computes
   the same digests, and the standard library's pure-Python HMAC the same MACs
-  (tests/terminal/test_lean.py checks them against OpenSSL's). A device with
+  (tests/ops/test_lean.py checks them against OpenSSL's). A device with
   `device.hash_alg = "sm3"` needs OpenSSL (only it has SM3); TLS (`api.tls_cert`) and an
   HTTPS client load `ssl` when they start, and `import ssl` works as ever.
 - charset_normalizer, 2.4 MiB: requests uses it only to guess the encoding of a text
@@ -20,10 +20,12 @@ http.client has no HTTPSConnection; the project's clients use requests, which br
 own.
 
 `hash_without_openssl(alg)`: from now on hashlib and hmac use CPython's own hashes, if
-`alg` allows it and neither is imported yet. The terminal calls it once its settings are
-read, before it imports what hashes (terminal/serve.py).
+`alg` allows it and neither is imported yet. The terminal and the agent call it once
+their settings are read, before they import what hashes (terminal/serve.py,
+agent/service.py).
 
-`requests()`: the requests module, imported (if it is not yet) without charset guessing.
+`requests_module()`: the requests module, imported (if it is not yet) without charset
+guessing.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def hash_without_openssl(alg: str) -> bool:
     return True
 
 
-def requests():
+def requests_module():
     """The module requests, imported without a charset guesser where it is not loaded yet."""
     if "requests" not in sys.modules:
         hidden = [name for name in ("charset_normalizer", "chardet") if name not in sys.modules]

@@ -25,9 +25,9 @@ from terminal.central_client import Central, Transient
 from config.text import first_text_problem
 from terminal.contract import RECORD_SCHEMA, Check
 from terminal.flow.model import Business, Finished, LookupDone, StartLookup
-from terminal.lean import requests as _lean_requests
+from terminal.lean import requests_module
 
-requests = _lean_requests()  # without charset guessing: the answers are JSON
+requests = requests_module()  # without charset guessing: the answers are JSON
 
 log = logging.getLogger("pingjia.lookup")
 

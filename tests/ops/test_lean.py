@@ -94,7 +94,7 @@ server = lean.http_server()
 assert "ssl" not in sys.modules
 import ssl                                            # hidden only for that import
 assert ssl.PROTOCOL_TLS_SERVER
-requests = lean.requests()
+requests = lean.requests_module()
 assert "charset_normalizer" not in sys.modules and "chardet" not in sys.modules
 answer = requests.models.Response()
 answer._content, answer.encoding = "{\\"名\\": \\"王芳\\"}".encode("utf-8"), None
