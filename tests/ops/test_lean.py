@@ -17,6 +17,7 @@ from terminal import records as rec
 from terminal import signing
 from terminal.store import DB_NAME, Reader
 from tests.ops.conftest import ROOT, SECRET, TOKEN, api_url, sim_config, start_terminal, stop
+from tests.terminal.tlskit import make_pki
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -53,6 +54,33 @@ def test_the_terminal_loads_openssl_only_for_an_algorithm_that_needs_it(tmp_path
     assert [r["visit_id"] for r in records] == ["LEAN-1", "LEAN-2"]
     # sealed with CPython's own SHA-256 and HMAC, verified here with OpenSSL's
     assert rec.verify_chain(records, SECRET, alg) == []
+
+
+def test_a_sha256_terminal_serving_https_loads_tls_and_still_hashes_without_openssl(tmp_path, notify):
+    pki = make_pki(tmp_path / "pki")
+    config = sim_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "[api]\n", f'[api]\ntls_cert = "{pki.cert}"\ntls_key = "{pki.key}"\n', 1), encoding="utf-8")
+    proc = start_terminal(config, notify.env())
+    try:
+        notify.wait_for("READY=1", timeout=40)
+        assert _openssl_libraries(proc.pid) == {"libcrypto", "libssl"}  # TLS needs them
+        url = api_url(config).replace("http://", "https://")
+        r = requests.get(url + "/v1/status", headers=AUTH, verify=str(pki.ca), timeout=10)
+        assert r.status_code == 200, r.text
+        r = requests.post(url + "/v1/invitations", headers=AUTH, verify=str(pki.ca), timeout=10,
+                          json={"visit_id": "LEAN-TLS", "staff": {"id": "0131", "name": "王芳"},
+                                "items": [{"project_no": "LEAN-TLS", "task_name": "社会保障卡申领"}]})
+        assert r.status_code == 201, r.text
+        r = requests.delete(url + "/v1/invitations/current", headers=AUTH, verify=str(pki.ca), timeout=10)
+        assert r.status_code == 200, r.text
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    with Reader(config.parent / "data" / DB_NAME) as reader:
+        records = list(reader.records())
+    assert [r["visit_id"] for r in records] == ["LEAN-TLS"]
+    assert rec.verify_chain(records, SECRET, "sha256") == []
 
 
 _BUILTIN = """
