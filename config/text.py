@@ -72,19 +72,12 @@ def _collect(value: Any, keys: list, values: list) -> None:
     if isinstance(value, str):
         values.append(value)
     elif isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(k, str):
-                keys.append(k)
-            if isinstance(v, str):
-                values.append(v)
-            elif isinstance(v, (dict, list, tuple)):
-                _collect(v, keys, values)
+        keys.extend(k for k in value if isinstance(k, str))
+        for v in value.values():
+            _collect(v, keys, values)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            if isinstance(v, str):
-                values.append(v)
-            elif isinstance(v, (dict, list, tuple)):
-                _collect(v, keys, values)
+            _collect(v, keys, values)
 
 
 def _walk(value: Any, where: str, multiline: bool) -> Iterator[tuple[str, str]]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 from PIL import Image, ImageMath
 
 from luma.core.framebuffer import diff_to_previous
-
 from luma.oled.device import sh1106, ssd1306, ssd1309, ssd1322, ssd1325
 
 __all__ = ["PartialSSD1306", "PartialSSD1309", "PartialSH1106", "FastGreyscale",
@@ -233,6 +232,8 @@ def device_class(driver: str):
     if driver in _PARTIAL:
         return _PARTIAL[driver], {}
     if driver in _GREYSCALE:
-        return _GREYSCALE[driver], {"framebuffer": diff_to_previous(num_segments=GREYSCALE_SEGMENTS)}
-    import luma.oled.device as oled
-    return getattr(oled, driver), {"framebuffer": diff_to_previous(num_segments=GREYSCALE_SEGMENTS)}
+        cls = _GREYSCALE[driver]
+    else:
+        import luma.oled.device as oled
+        cls = getattr(oled, driver)
+    return cls, {"framebuffer": diff_to_previous(num_segments=GREYSCALE_SEGMENTS)}

@@ -392,9 +392,8 @@ class ApiServer:
             if self._stopping.is_set():
                 return
             self._stopping.set()
-        try:
-            self._terminal.watchers.remove(self._publish)
-            self._terminal.after_frame.remove(self.ops.hub.wake)
-        except ValueError:
-            pass
+        for hooks, hook in ((self._terminal.watchers, self._publish),
+                            (self._terminal.after_frame, self.ops.hub.wake)):
+            if hook in hooks:
+                hooks.remove(hook)
         self._httpd.stop()

@@ -65,13 +65,9 @@ def _hasher(alg: str):
 
 def canonical(record: Mapping) -> bytes:
     """UTF-8 JSON of the record without hash and sig, keys sorted, no spaces."""
-    return canonical_text(record).encode("utf-8")
-
-
-def canonical_text(record: Mapping) -> str:
-    """The canonical form before its UTF-8 encoding (which a lone surrogate fails)."""
     body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(body, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
 
 
 def digest(data: bytes, alg: str) -> str:

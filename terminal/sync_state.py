@@ -140,11 +140,6 @@ def pending_rows(db, limit: int) -> list[tuple[int, str, bytes]]:
                       [limit]).fetchall()
 
 
-def pending_keys(db, limit: int) -> list[tuple[int, str]]:
-    """(seq, record_id) of the oldest pending records."""
-    return db.execute(f"SELECT d.seq, r.record_id {_PENDING} LIMIT ?", [limit]).fetchall()
-
-
 def pending_batch(db, limit: int, head: str, tail: str) -> tuple[list[tuple[int, str]], bytes]:
     """(seq, record_id) of the oldest pending records, and a body: their stored JSON
     joined with commas between `head` and `tail` (b"" when none is pending).

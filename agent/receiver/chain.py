@@ -37,16 +37,10 @@ def judge(record: Mapping, device_id: str, secret: bytes, alg: str) -> Verdict:
     if record.get("device_id") != device_id:
         return Verdict("device_mismatch", f"device_id {str(record.get('device_id'))[:64]!r} "
                                           f"sent by device {device_id}")
-    text = rec.canonical_text(record)
-    # The canonical text is the whole record but its seal. Without a backslash no control
-    # character was escaped in it, and a printable text holds no other bad character
-    # (config/text.py): then the record is clean without a walk over its fields.
-    if "\\" in text or not text.isprintable() or first_text_problem(
-            {k: record[k] for k in ("hash", "sig") if k in record}):
-        bad_text = first_text_problem(record)
-        if bad_text:  # no UTF-8 form exists for a lone surrogate: judged before it is made
-            return Verdict("invalid_text", f"{loggable(bad_text[0]) or 'record'}: {bad_text[1]}")
-    body = text.encode("utf-8")
+    bad_text = first_text_problem(record)
+    if bad_text:  # no canonical form exists for a lone surrogate: judged before one is made
+        return Verdict("invalid_text", f"{loggable(bad_text[0]) or 'record'}: {bad_text[1]}")
+    body = rec.canonical(record)
     # An edit is what the chain must show, so it is looked for before a record is
     # called merely malformed.
     sealed = rec.seal_problem(record, secret, alg, body)
